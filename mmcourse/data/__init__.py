@@ -1,0 +1,22 @@
+"""Offline, seeded datasets. Each loader returns ``Splits`` of ``ModalDataset`` tensors.
+
+* ``load_av_digits()`` -- AV-Digits: a real MNIST digit, a spoken digit (log-mel) and a text hint.
+* ``load_shapes()`` -- Shapes: a rendered scene of coloured shapes and its caption.
+"""
+
+from mmcourse.data.base import ModalDataset, Splits, check_batch
+from mmcourse.data.text import Vocab, tokenize
+
+__all__ = ["ModalDataset", "Splits", "Vocab", "check_batch", "load_av_digits", "load_shapes", "tokenize"]
+
+
+def __getattr__(name: str):
+    if name == "load_av_digits":
+        from mmcourse.data.av_digits import load_av_digits
+
+        return load_av_digits
+    if name == "load_shapes":
+        from mmcourse.data.shapes import load_shapes
+
+        return load_shapes
+    raise AttributeError(f"module 'mmcourse.data' has no attribute {name!r}")
