@@ -102,7 +102,8 @@ class ModalDataset(torch.utils.data.Dataset):
         else:
             tensor_index = torch.as_tensor(index, dtype=torch.long)
             positions = tensor_index.tolist()
-        meta = {k: [v[i] for i in positions] for k, v in self.meta.items()}
+        meta = {k: v[tensor_index] if isinstance(v, Tensor) else [v[i] for i in positions]
+                for k, v in self.meta.items()}
         return ModalDataset(
             {k: v[tensor_index] for k, v in self.tensors.items()},
             name=self.name,

@@ -1,0 +1,135 @@
+#!/usr/bin/env python3
+"""The course's single entry point: set-up, the lab, the tests and the benchmarks.
+
+    python3 course.py lab      # create/reuse .venv, install, open JupyterLab on notebooks/
+    python3 course.py test     # create/reuse .venv, install, run lint + unit tests + notebooks
+    python3 course.py bench    # print the benchmark figures
+
+Only the Python standard library is used here, so it runs on a fresh machine with Python and
+pip. The virtual environment is re-installed whenever ``pyproject.toml`` changes.
+
+Environment variables:
+    MMCOURSE_VENV         where the virtual environment lives (default: .venv beside this file)
+    MMCOURSE_TORCH_INDEX  an extra package index for torch, e.g. a CUDA build for Windows:
+                          https://download.pytorch.org/whl/cu128
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+MIN_PYTHON = (3, 11)
+
+
+def venv_dir() -> Path:
+    return Path(os.environ.get("MMCOURSE_VENV", ROOT / ".venv")).resolve()
+
+
+def venv_bin(name: str) -> Path:
+    sub = "Scripts" if os.name == "nt" else "bin"
+    suffix = ".exe" if os.name == "nt" else ""
+    return venv_dir() / sub / f"{name}{suffix}"
+
+
+def run(cmd: list, **kwargs) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], check=True, **kwargs)
+
+
+def install_fingerprint() -> str:
+    text = (ROOT / "pyproject.toml").read_bytes() + os.environ.get("MMCOURSE_TORCH_INDEX", "").encode()
+    return hashlib.sha256(text).hexdigest()
+
+
+def ensure_env() -> Path:
+    """Create (or reuse) the virtual environment and install the course into it."""
+    if sys.version_info < MIN_PYTHON:
+        sys.exit(f"mmcourse needs Python >= {'.'.join(map(str, MIN_PYTHON))}, "
+                 f"this is {sys.version.split()[0]}")
+    python = venv_bin("python")
+    if not python.exists():
+        run([sys.executable, "-m", "venv", venv_dir()])
+    stamp = venv_dir() / ".mmcourse-installed"
+    want = install_fingerprint()
+    if stamp.exists() and stamp.read_text().strip() == want:
+        return python
+    start = time.perf_counter()
+    pip = [python, "-m", "pip", "install", "--disable-pip-version-check"]
+    index = os.environ.get("MMCOURSE_TORCH_INDEX")
+    if index:
+        # e.g. CUDA wheels for Windows, where PyPI's torch is CPU-only
+        run(pip + ["--extra-index-url", index, "torch>=2.2,<2.14"])
+    # torch's bounds live in pyproject.toml; pip takes a CUDA build from PyPI on Linux, and the
+    # local CPU wheel where the machine's pip configuration offers one.
+    run(pip + ["-e", f"{ROOT}[dev]"])
+    stamp.write_text(want + "\n")
+    print(f"environment ready in {time.perf_counter() - start:.0f} s: {venv_dir()}", flush=True)
+    return python
+
+
+def hermetic_env() -> dict:
+    """Variables that make test runs reproducible and independent of the user's settings."""
+    scratch = Path(tempfile.mkdtemp(prefix="mmcourse-test-"))
+    env = dict(os.environ)
+    env.update({
+        "PYTHONHASHSEED": "0",
+        "MPLBACKEND": "Agg",
+        "JUPYTER_CONFIG_DIR": str(scratch / "jupyter-config"),
+        "JUPYTER_RUNTIME_DIR": str(scratch / "jupyter-runtime"),
+        "JUPYTER_DATA_DIR": str(scratch / "jupyter-data"),
+        "IPYTHONDIR": str(scratch / "ipython"),
+        "MPLCONFIGDIR": str(scratch / "matplotlib"),
+        "MMCOURSE_PROFILE": env.get("MMCOURSE_PROFILE", "default"),
+        "PYDEVD_DISABLE_FILE_VALIDATION": "1",
+    })
+    return env
+
+
+def cmd_lab(args: list[str]) -> None:
+    ensure_env()
+    jupyter = venv_bin("jupyter-lab")
+    os.chdir(ROOT)
+    run([jupyter, "--notebook-dir", ROOT / "notebooks", *args])
+
+
+def cmd_test(args: list[str]) -> None:
+    python = ensure_env()
+    os.chdir(ROOT)
+    env = hermetic_env()
+    run([python, "-m", "ruff", "check", "course.py", "mmcourse", "tests", "benchmarks", "scripts"],
+        env=env)
+    run([python, "-m", "pytest", "tests", "notebooks", "--nbval-lax", "--nbval-current-env",
+         "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "-p", "no:cacheprovider",
+         "--durations=15", *args], env=env)
+
+
+def cmd_bench(args: list[str]) -> None:
+    python = ensure_env()
+    os.chdir(ROOT)
+    env = hermetic_env()
+    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+        run([python, script, *args], env=env)
+
+
+COMMANDS = {"lab": cmd_lab, "test": cmd_test, "bench": cmd_bench, "setup": lambda a: ensure_env()}
+
+
+def main(argv: list[str]) -> None:
+    if not argv or argv[0] not in COMMANDS:
+        sys.exit(f"usage: python3 course.py {{{'|'.join(COMMANDS)}}} [args...]\n\n{__doc__}")
+    try:
+        COMMANDS[argv[0]](argv[1:])
+    except subprocess.CalledProcessError as err:
+        sys.exit(f"course.py {argv[0]}: command failed with exit code {err.returncode}: "
+                 f"{' '.join(map(str, err.cmd))}")
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,37 @@
+"""Bag-of-words text encoder: a sentence is the mean of its word embeddings.
+
+    g(x) = (1/|x|) Σ_{t : x_t ≠ <pad>} E[x_t],
+
+with ``E`` a learned ``(vocab, dim)`` table. Word order is ignored -- enough for short hints
+such as "an even number" and a baseline against the recurrent encoders of chapter 03.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+
+class BagOfWords(nn.Module):
+    """``(B, L)`` token ids (0 = padding) → ``(B, out_dim)`` features."""
+
+    def __init__(self, vocab_size: int, dim: int = 64, out_dim: int | None = None,
+                 padding_idx: int = 0):
+        super().__init__()
+        self.vocab_size = vocab_size
+        self.embed = nn.EmbeddingBag(vocab_size, dim, mode="mean", padding_idx=padding_idx)
+        self.out_dim = out_dim or dim
+        self.proj = nn.Sequential(nn.Linear(dim, self.out_dim), nn.ReLU())
+
+    def forward(self, tokens: Tensor) -> Tensor:
+        if tokens.dim() != 2 or tokens.dtype != torch.long:
+            raise ValueError(
+                f"BagOfWords expects (batch, length) int64 token ids, got {tuple(tokens.shape)} "
+                f"{tokens.dtype}"
+            )
+        # checked on the CPU only: on an accelerator this would be a host sync every step
+        if tokens.device.type == "cpu" and tokens.numel() and int(tokens.max()) >= self.vocab_size:
+            raise ValueError(
+                f"token id {int(tokens.max())} is outside the vocabulary of {self.vocab_size}"
+            )
+        return self.proj(self.embed(tokens))

@@ -1,0 +1,45 @@
+"""Shared fixtures, the GPU marker's skip, and nbval settings for the notebooks."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+
+def pytest_collectstart(collector):
+    # nbval compares text/plain and stdout of '# NBVAL_CHECK_OUTPUT' cells; stderr (progress
+    # bars, warnings) and HTML reprs are volatile and are not compared.
+    if collector.fspath and collector.fspath.ext == ".ipynb":
+        collector.skip_compare += ("stderr", "text/html", "application/javascript",
+                                   "application/vnd.jupyter.widget-view+json")
+
+
+def pytest_collection_modifyitems(config, items):
+    import torch
+
+    if torch.cuda.is_available():
+        return
+    skip = pytest.mark.skip(reason="needs a CUDA GPU; none is available on this machine")
+    for item in items:
+        if "gpu" in item.keywords:
+            item.add_marker(skip)
+
+
+@pytest.fixture(scope="session")
+def av_digits():
+    """AV-Digits with the default knobs (loaded once per test session)."""
+    from mmcourse.data.av_digits import load_av_digits
+
+    return load_av_digits(seed=0)
+
+
+@pytest.fixture(scope="session")
+def mnist_splits():
+    """Clean MNIST-5k images only, in AV-Digits' train/val/test split."""
+    from mmcourse.data.av_digits import clean_av_digits
+
+    splits = clean_av_digits(seed=0)
+    return tuple(s.select(["image", "label"]) for s in splits)
