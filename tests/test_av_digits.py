@@ -63,6 +63,9 @@ def test_loads_with_the_network_cut_off(monkeypatch):
     monkeypatch.setattr(socket, "getaddrinfo", refuse)
     splits = load_av_digits(seed=1)
     assert len(splits.train) == 3500
+    from mmcourse.data.shapes import load_shapes
+
+    assert len(load_shapes(50, 10, 10, seed=1).train) == 50
 
 
 def test_energy_removal_removes_the_requested_variance():
