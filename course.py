@@ -74,9 +74,9 @@ def ensure_env() -> Path:
     return python
 
 
-def hermetic_env() -> dict:
-    """Variables that make test runs reproducible and independent of the user's settings."""
-    scratch = Path(tempfile.mkdtemp(prefix="mmcourse-test-"))
+def hermetic_env(scratch: Path) -> dict:
+    """Variables that make test runs reproducible and independent of the user's settings;
+    Jupyter, IPython and matplotlib keep their state under ``scratch``."""
     env = dict(os.environ)
     env.update({
         "PYTHONHASHSEED": "0",
@@ -102,20 +102,22 @@ def cmd_lab(args: list[str]) -> None:
 def cmd_test(args: list[str]) -> None:
     python = ensure_env()
     os.chdir(ROOT)
-    env = hermetic_env()
-    run([python, "-m", "ruff", "check", "course.py", "mmcourse", "tests", "benchmarks", "scripts"],
-        env=env)
-    run([python, "-m", "pytest", "tests", "notebooks", "--nbval-lax", "--nbval-current-env",
-         "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "-p", "no:cacheprovider",
-         "--durations=15", *args], env=env)
+    with tempfile.TemporaryDirectory(prefix="mmcourse-test-") as scratch:
+        env = hermetic_env(Path(scratch))
+        run([python, "-m", "ruff", "check", "course.py", "mmcourse", "tests", "benchmarks",
+             "scripts"], env=env)
+        run([python, "-m", "pytest", "tests", "notebooks", "--nbval-lax", "--nbval-current-env",
+             "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "-p", "no:cacheprovider",
+             "--durations=15", *args], env=env)
 
 
 def cmd_bench(args: list[str]) -> None:
     python = ensure_env()
     os.chdir(ROOT)
-    env = hermetic_env()
-    for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
-        run([python, script, *args], env=env)
+    with tempfile.TemporaryDirectory(prefix="mmcourse-bench-") as scratch:
+        env = hermetic_env(Path(scratch))
+        for script in sorted((ROOT / "benchmarks").glob("bench_*.py")):
+            run([python, script, *args], env=env)
 
 
 COMMANDS = {"lab": cmd_lab, "test": cmd_test, "bench": cmd_bench, "setup": lambda a: ensure_env()}
