@@ -184,16 +184,13 @@ def iterate_batches(data, batch_size: int, *, shuffle: bool = False,
         yield to_device(batch, dev) if dev is not None else batch
 
 
-def _num_batches(data, batch_size: int, drop_last: bool = False) -> int | None:
+def _num_batches(data, batch_size: int) -> int | None:
+    """Batches per epoch: ceil(N / batch_size) for a dataset, len() for a loader, else None."""
     try:
         n = len(data)
     except TypeError:
         return None
-    if isinstance(data, (ModalDataset, torch.utils.data.Dataset)) and not isinstance(
-        data, torch.utils.data.DataLoader
-    ):
-        return n // batch_size if drop_last else math.ceil(n / batch_size)
-    return n
+    return math.ceil(n / batch_size) if isinstance(data, torch.utils.data.Dataset) else n
 
 
 # --------------------------------------------------------------------------------------------
@@ -225,14 +222,13 @@ def _logits(outputs):
 def _check_modalities(model: nn.Module, data) -> None:
     """If the model declares ``modalities``, the data must provide each of them."""
     wanted = getattr(model, "modalities", None)
-    keys = getattr(data, "keys", None)
     if wanted is None or not isinstance(data, ModalDataset):
         return
-    missing = [m for m in wanted if m not in keys]
+    missing = [m for m in wanted if m not in data]
     if missing:
         raise KeyError(
             f"{type(model).__name__} expects modalities {list(wanted)}, but dataset "
-            f"{data.name!r} has {list(keys)} (missing {missing})"
+            f"{data.name!r} has {list(data.keys)} (missing {missing})"
         )
 
 
