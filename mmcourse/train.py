@@ -213,6 +213,12 @@ def classification_loss(target: str = "label") -> LossFn:
     return loss_fn
 
 
+def _model_loss(model: nn.Module) -> LossFn | None:
+    """A model may define its own objective as a method ``loss(outputs, batch)``."""
+    loss = getattr(model, "loss", None)
+    return loss if callable(loss) and not isinstance(loss, nn.Module) else None
+
+
 def _logits(outputs):
     if isinstance(outputs, Mapping):
         return outputs.get("logits")
@@ -261,7 +267,7 @@ def evaluate(model: nn.Module, data, *, loss_fn: LossFn | None = None, target: s
     """
     dev = torch.device(device) if device is not None else next(model.parameters()).device
     amp = _resolve_amp(amp, dev)
-    loss_fn = loss_fn or classification_loss(target)
+    loss_fn = loss_fn or _model_loss(model) or classification_loss(target)
     _check_modalities(model, data)
     data = prepare(data, dev)
     was_training = model.training
@@ -374,8 +380,9 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
 
     ``train``/``val``: a ``ModalDataset`` (kept on the device), a ``DataLoader`` or any iterable
     of batch dicts. The optimizer defaults to AdamW(``lr``, ``weight_decay``); ``scheduler`` (if
-    given) is stepped once per epoch. ``loss_fn(outputs, batch)`` defaults to cross-entropy on
-    ``batch[target]``; a model returning ``{"loss": ...}`` needs none.
+    given) is stepped once per epoch. ``loss_fn(outputs, batch)`` defaults to the model's own
+    ``loss(outputs, batch)`` method if it has one, else cross-entropy on ``batch[target]``; a
+    model returning ``{"loss": ...}`` needs none.
 
     ``clip_grad_norm`` rescales gradients so that ``||g||_2 <= clip_grad_norm``. ``patience``
     stops when ``monitor`` (``"val_loss"``, lower is better, or ``"val_accuracy"``) has not
@@ -403,7 +410,7 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
         return history
 
     amp = _resolve_amp(amp, dev)
-    loss_fn = loss_fn or classification_loss(target)
+    loss_fn = loss_fn or _model_loss(model) or classification_loss(target)
     _check_modalities(model, train)
     if val is not None:
         _check_modalities(model, val)
