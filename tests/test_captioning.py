@@ -178,17 +178,21 @@ def test_beam_is_at_least_as_likely_as_greedy_untrained(small, cell, seed):
     for beam in (2, 3, 5):
         found = model.beam_search(images, beam=beam)
         assert torch.all(found.log_prob >= greedy.log_prob - 1e-4)
-    assert torch.mean((found.log_prob > greedy.log_prob + 1e-3).float()) > 0.5  # it does search
+    # it does search: where greedy stopped at once ("<eos>" alone, the argmax of the first step)
+    # no caption can be more likely, so the gain is counted on the images with longer captions
+    longer = (greedy.tokens[:, 1:] != PAD).sum(dim=1) > 1
+    assert int(longer.sum()) >= 10
+    assert torch.mean((found.log_prob > greedy.log_prob + 1e-3)[longer].float()) > 0.5
 
 
 def test_plain_beam_search_can_lose_to_greedy(small):
     """Why ``keep_greedy`` exists: greedy's prefix can drop out of a narrow beam."""
-    model = untrained("gru", 0)
+    model = untrained("gru", 1)
     images = small.tensors["image"]
     greedy = model.greedy(images)
     plain = model.beam_search(images, beam=2, keep_greedy=False)
     worse = plain.log_prob < greedy.log_prob - 1e-3
-    assert 0 < int(worse.sum()) < 20  # a few images of 200 (3 with these seeds)
+    assert 0 < int(worse.sum()) < 20  # a few images of 200 (6 with these seeds)
     kept = model.beam_search(images, beam=2)
     assert torch.equal(kept.tokens[worse][:, :3], greedy.tokens[worse][:, :3])
     torch.testing.assert_close(kept.log_prob[worse], greedy.log_prob[worse])
@@ -290,21 +294,22 @@ class MarkovCaptioner(Captioner):
         return logits, state, torch.full((len(tokens), self.num_regions), 1 / self.num_regions)
 
 
-def brute_force(table: torch.Tensor, max_len: int, alpha: float) -> tuple[list[int], float]:
-    """The caption maximising log p(x) / |x|^α over every caption of at most max_len tokens."""
+def brute_force(table: torch.Tensor, max_len: int, alpha: float) -> tuple[list[list[int]], float]:
+    """Every caption maximising log p(x) / |x|^α over the captions of at most max_len tokens (a
+    Markov table gives the same score to captions that reorder the same transitions: ties)."""
     logp = table.clone()
     logp[:, [PAD, BOS]] = float("-inf")
     logp = logp.log_softmax(-1)
     words = [t for t in range(table.shape[0]) if t not in (PAD, BOS)]
-    best, best_key = None, -math.inf
+    keys = {}
     for n in range(1, max_len + 1):
         for seq in itertools.product(words, repeat=n):
             if EOS in seq[:-1] or (n < max_len and seq[-1] != EOS):
                 continue  # <eos> ends a caption; only max_len may cut one short
             score = sum(logp[prev, t].item() for prev, t in zip((BOS, *seq), seq))
-            if score / n**alpha > best_key:
-                best, best_key = list(seq), score / n**alpha
-    return best, best_key
+            keys[seq] = score / n**alpha
+    best_key = max(keys.values())
+    return [list(seq) for seq, key in keys.items() if key > best_key - 1e-6], best_key
 
 
 @pytest.mark.parametrize("alpha", [0.0, 1.0, 2.0])
@@ -314,11 +319,11 @@ def test_exhaustive_beam_search_finds_the_brute_force_optimum(alpha):
     for trial in range(3):
         table = 1.5 * torch.randn(6, 6)
         model = MarkovCaptioner(table)
-        best, best_key = brute_force(table, max_len=4, alpha=alpha)
+        optima, best_key = brute_force(table, max_len=4, alpha=alpha)
         out = model.beam_search(images, beam=64, max_len=4, length_penalty=alpha)
         for row, score in zip(out.tokens.tolist(), out.log_prob.tolist()):
             caption = [t for t in row[1:] if t != PAD]
-            assert caption == best, (trial, alpha)
+            assert caption in optima, (trial, alpha)
             assert score / len(caption) ** alpha == pytest.approx(best_key, abs=1e-4)
 
 
