@@ -46,7 +46,8 @@ def cmd_grade(args) -> int:
         reports.append(report)
         print(runner.table(report), flush=True)
         (out / _report_name(path, used)).write_text(report.to_json())
-    gradebook = args.gradebook or (out / "gradebook.csv" if any(Path(p).is_dir() for p in args.paths) else None)
+    any_dir = any(Path(p).is_dir() for p in args.paths)
+    gradebook = args.gradebook or (out / "gradebook.csv" if any_dir else None)
     if gradebook:
         runner.write_gradebook(reports, gradebook)
         print(f"gradebook: {gradebook}")
@@ -79,7 +80,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="seconds for running each notebook top to bottom")
     g.add_argument("--case-timeout", type=float, default=runner.CASE_TIMEOUT, help="seconds per hidden case")
     g.add_argument("--seed", type=int, help="hidden-case seed (default: secret and random; in the report)")
-    g.add_argument("--no-run", action="store_true", help="skip the top-to-bottom notebook run (a report only)")
+    g.add_argument("--no-run", action="store_true", help="skip the notebook run (a report only)")
     g.add_argument("--json", action="store_true", help="also print the scores as JSON")
     g.set_defaults(func=cmd_grade)
     m = sub.add_parser("generate", help="write exercises/ and solutions/ from masters/")

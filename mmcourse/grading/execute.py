@@ -55,7 +55,8 @@ def main(argv: list[str]) -> int:
         for index, cell in enumerate(nb.cells):
             for out in cell.get("outputs", []):
                 if out.get("output_type") == "error":
-                    summary["errors"].append(f"cell {index}: {out.get('ename')}: {str(out.get('evalue'))[:200]}")
+                    value = str(out.get("evalue"))[:200]
+                    summary["errors"].append(f"cell {index}: {out.get('ename')}: {value}")
         if summary["errors"]:
             summary["status"] = "error"
     except CellTimeoutError:

@@ -86,7 +86,8 @@ def extract(nb_path) -> Extracted:
                 out.functions.pop(node.name, None)
             elif isinstance(node, ast.Import):
                 for a in node.names:
-                    out.imports[a.asname or a.name.split(".")[0]] = a.name if a.asname else a.name.split(".")[0]
+                    top = a.name.split(".")[0]
+                    out.imports[a.asname or top] = a.name if a.asname else top
             elif isinstance(node, ast.ImportFrom):
                 for a in node.names:
                     out.imports[a.asname or a.name] = f"{node.module or ''}.{a.name}"

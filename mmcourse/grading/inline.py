@@ -46,7 +46,8 @@ class Checker:
                 return self._record(part, False)
             reason = codec.compare(want, got, part.atol, part.rtol)
             if reason:
-                print(f"{label}: public case {i} fails: {reason}" + (f"\n    hint: {part.hint}" if part.hint else ""))
+                hint = f"\n    hint: {part.hint}" if part.hint else ""
+                print(f"{label}: public case {i} fails: {reason}{hint}")
                 return self._record(part, False)
             if time.perf_counter() - start > 2:
                 print(f"{label}: public case {i} took {time.perf_counter() - start:.1f} s; the grader "
@@ -68,7 +69,8 @@ def summary_text(exercise: problems.Exercise, passing: list[str]) -> str:
         return (f"{exercise.name}: all {n} parts pass their public cases. "
                 "The grader will also test them on hidden cases.")
     todo = [p.id for p in exercise.parts if p.id not in passing]
-    return f"{exercise.name}: {len(passing)} of {n} parts pass their public cases; still to do: {', '.join(todo)}"
+    return (f"{exercise.name}: {len(passing)} of {n} parts pass their public cases; "
+            f"still to do: {', '.join(todo)}")
 
 
 def checks_for(exercise: str) -> Checker:

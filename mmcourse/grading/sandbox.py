@@ -206,8 +206,8 @@ def _run_once(source: str, jobs: list, case_timeout: float, startup_timeout: flo
                     last = time.monotonic()
                 if done:
                     code = proc.returncode
-                    ended = "finished" if code == 0 else (
-                        f"the process died (signal {-code})" if code < 0 else f"the process exited with code {code}")
+                    ended = ("finished" if code == 0 else f"the process died (signal {-code})" if code < 0
+                             else f"the process exited with code {code}")
                     break
                 limit = case_timeout + 3 if started else startup_timeout
                 if time.monotonic() - last > limit:
