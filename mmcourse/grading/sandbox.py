@@ -74,6 +74,7 @@ def _checks_for(*a, **k):
 stub = types.ModuleType("mmcourse")
 stub.__path__ = []
 grading = types.ModuleType("mmcourse.grading")
+grading.__path__ = []
 grading.checks_for, grading.check = _checks_for, _NoCheck()
 stub.grading = grading
 sys.modules.update({"mmcourse": stub, "mmcourse.grading": grading})
