@@ -137,6 +137,15 @@ def test_extraction_keeps_definitions_only_and_resolves_aliases(tmp_path):
     assert extract.scan(ex, "f", ("conv2d",)) == ["conv2d"]
     assert extract.scan(ex, "g", ("tanh",)) == ["tanh"]
     assert extract.scan(ex, "g", ("conv2d",)) == []
+    own = notebook(tmp_path / "own.ipynb", "06",
+                   "import torch\ndef softmax(z):\n    e = torch.exp(z - z.max())\n    return e / e.sum()\n"
+                   "def early_fusion(features, weight, bias):\n"
+                   "    linear = torch.cat(features, 1) @ weight.T\n"
+                   "    return softmax(linear + bias)\n"
+                   "def cheat(z):\n    softmax = torch.softmax\n    return softmax(z, -1)")
+    ex = extract.extract(own)
+    assert extract.scan(ex, "early_fusion", ("linear", "softmax")) == []   # own helper, own variable
+    assert extract.scan(ex, "cheat", ("softmax",)) == ["softmax"]
 
 
 # ------------------------------------------------------------------------------ the grader

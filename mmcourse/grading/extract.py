@@ -95,11 +95,14 @@ def extract(nb_path) -> Extracted:
     return out
 
 
-def _names(node: ast.AST) -> set[str]:
+def _names(node: ast.AST, variables: bool = True) -> set[str]:
+    """Identifiers in ``node``: variables (unless ``variables=False``), attributes, imported
+    names and identifier-like string constants."""
     names = set()
     for n in ast.walk(node):
         if isinstance(n, ast.Name):
-            names.add(n.id)
+            if variables:
+                names.add(n.id)
         elif isinstance(n, ast.Attribute):
             names.add(n.attr)
         elif isinstance(n, ast.alias):
@@ -123,12 +126,33 @@ def reachable(ex: Extracted, function: str) -> list[ast.FunctionDef]:
     return list(seen.values())
 
 
+def _own_names(fn: ast.FunctionDef) -> set[str]:
+    """Names the function binds itself (arguments, assignments, nested defs): a local variable
+    called ``linear`` is not ``F.linear``."""
+    own = set()
+    for n in ast.walk(fn):
+        if isinstance(n, ast.arg):
+            own.add(n.arg)
+        elif isinstance(n, ast.Name) and isinstance(n.ctx, (ast.Store, ast.Del)):
+            own.add(n.id)
+        elif isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and n is not fn:
+            own.add(n.name)
+    return own
+
+
 def scan(ex: Extracted, function: str, forbidden: tuple[str, ...]) -> list[str]:
-    """Forbidden names used by ``function`` or a helper it calls (import aliases resolved)."""
+    """Forbidden names used by ``function`` or a helper it calls (import aliases resolved).
+
+    Attributes (``F.conv2d``), imported names and identifier-like strings (``getattr(F,
+    "conv2d")``) count; the student's own functions and local variables do not (a helper
+    called ``softmax`` is scanned as a function of its own).
+    """
     banned = set(forbidden) | ALWAYS_FORBIDDEN
     found = set()
     for fn in reachable(ex, function):
-        for name in _names(fn):
+        skip = (_own_names(fn) | set(ex.functions)) - set(ex.imports)
+        variables = {n.id for n in ast.walk(fn) if isinstance(n, ast.Name)} - skip
+        for name in variables | _names(fn, variables=False):
             origin = ex.imports.get(name, "")
             parts = {name, *origin.split(".")} if origin else {name}
             found |= parts & banned
