@@ -294,3 +294,50 @@ def test_cli_runs_vandal_notebooks_in_a_kernel_and_writes_reports_and_gradebook(
     rows = list(csv.DictReader((out / "gradebook.csv").open()))
     assert {(Path(r["submission"]).name, float(r["score"]), r["q2"]) for r in rows} == {
         ("vandal.ipynb", 0.0, "0.0"), ("half.ipynb", 1.0, "1.0")}
+
+
+def test_partial_credit_counts_hidden_cases():
+    """A naive softmax (no max subtraction) fails only the two large-score hidden cases."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        path = notebook(Path(tmp) / "naive.ipynb", "05_joint_classification",
+                        "import torch",
+                        "def joint_probabilities(scores, temperature=1.0):\n"
+                        "    e = torch.exp(scores / temperature)\n    return e / e.sum(-1, keepdim=True)")
+        report = runner.grade_notebook(path, **FAST)
+    q1 = report.parts[0]
+    assert (q1.passed, q1.cases, q1.score) == (4, 6, 2.0), runner.table(report)
+    assert "NaN" in q1.reason
+
+
+def test_references_agree_with_independent_computations():
+    import numpy as np
+    import torch
+
+    from mmcourse import metrics
+    from mmcourse.grading import references as ref
+
+    g = torch.Generator().manual_seed(0)
+    m = torch.randint(0, 9, (5, 5), generator=g)
+    true = np.repeat(np.arange(5), m.sum(1).numpy())
+    pred = np.concatenate([np.repeat(np.arange(5), row) for row in m.numpy()])
+    assert ref.macro_f1(m) == pytest.approx(metrics.precision_recall_f1(true, pred, 5).f1)
+    x, present = torch.randn(6, 3, generator=g), torch.tensor([1, 0, 1, 1, 0, 1], dtype=torch.bool)
+    imputed = ref.mean_impute(x, present)
+    assert torch.allclose(imputed[~present], x[present].mean(0).expand(2, 3), atol=1e-6)
+    assert torch.equal(imputed[present], x[present])
+    labels = torch.tensor([0, 0, 0, 2])
+    assert torch.allclose(ref.balanced_class_weights(labels, 4), torch.tensor([4 / 6, 0, 2.0, 0]))
+    assert [ref.conv_output_size(n, k, s, p) for n, k, s, p in [(28, 3, 1, 0), (28, 3, 2, 1), (7, 2, 3, 0)]] == \
+        [(n + 2 * p - k) // s + 1 for n, k, s, p in [(28, 3, 1, 0), (28, 3, 2, 1), (7, 2, 3, 0)]]
+    logits, present = torch.randn(3, 4, 2, generator=g), torch.tensor([[1, 0, 1, 0]] * 3, dtype=torch.bool)
+    fused = ref.late_fusion(logits, present)
+    assert torch.allclose(fused[0], logits[:, 0].mean(0)) and torch.equal(fused[1], torch.zeros(2))
+    table = torch.tensor([[0.0, 5, 1], [0, 0, 9], [9, 0, 0]])        # 0 -> 1 -> 2 (eos)
+    assert ref.greedy_decode(table, 0, 2, 10) == [1, 2] and ref.greedy_decode(table, 0, 2, 1) == [1]
+    expected = float(torch.log_softmax(table[0], 0)[1] + torch.log_softmax(table[1], 0)[2])
+    assert ref.sequence_log_prob(table, torch.tensor([1, 2]), 0) == pytest.approx(expected)
+    y = torch.tensor([0, 1, 1, 0])
+    two = torch.stack([torch.eye(2)[y] * 3, torch.zeros(4, 2)])        # modality 0 knows, 1 does not
+    assert torch.allclose(ref.modality_ablation(two, y), torch.tensor([0.5, 0.0]))

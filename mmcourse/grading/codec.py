@@ -17,6 +17,7 @@ import numpy as np
 DTYPES = ("bool", "uint8", "int8", "int16", "int32", "int64", "float16", "float32", "float64")
 MAX_DEPTH = 8
 MAX_ITEMS = 10_000
+MAX_BYTES = 16 * 2**20
 
 
 class EncodeError(ValueError):
@@ -44,6 +45,8 @@ def encode(value, depth: int = 0):
     if isinstance(value, np.ndarray):
         if value.dtype.name not in DTYPES:
             raise EncodeError(f"returned an array of dtype {value.dtype}")
+        if value.nbytes > MAX_BYTES:
+            raise EncodeError(f"returned an array of {value.nbytes / 2**20:.0f} MB")
         arr = np.ascontiguousarray(value)
         return {"__nd__": [arr.dtype.name, list(arr.shape), base64.b64encode(arr.tobytes()).decode()]}
     if isinstance(value, (list, tuple)):
