@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import traceback
 from pathlib import Path
 
 from mmcourse.grading import masters, runner
@@ -42,6 +43,10 @@ def cmd_grade(args) -> int:
                                            run_notebook=not args.no_run)
         except KeyError as err:   # not an exercise we know: reported, never a crash
             print(f"{path}: {err.args[0]}", file=sys.stderr)
+            continue
+        except Exception:         # a bug of the grader's own: say so, grade the others
+            print(f"{path}: the grader failed (please report this):\n{traceback.format_exc()}",
+                  file=sys.stderr)
             continue
         reports.append(report)
         print(runner.table(report), flush=True)
