@@ -88,13 +88,16 @@ def test_inline_check_reports_pass_stub_and_failure(capsys):
     import torch
 
     check = Checker("04_attention")
-    assert check("q2", lambda n: torch.ones(n, n, dtype=torch.bool).tril())
+    check("q2", lambda n: torch.ones(n, n, dtype=torch.bool).tril())
+    assert check.passed == {"q2": True}
 
     def stub(n):
         raise NotImplementedError
 
-    assert not check("q2", stub)
-    assert not check("q2", lambda n: torch.ones(n, n, dtype=torch.bool))
+    check("q2", stub)
+    assert check.passed == {"q2": False}
+    check("q2", lambda n: torch.ones(n, n, dtype=torch.bool))
+    assert check.passed == {"q2": False}
     check.summary()
     out = capsys.readouterr().out
     assert "all 1 public cases pass" in out and "not implemented yet" in out
@@ -212,7 +215,9 @@ def test_hard_coded_public_answers_and_library_calls_score_zero(tmp_path, capsys
     # the hard-coded answers do fool the public check in the student's kernel...
     ns: dict = {}
     exec(extract.extract(path).source, ns)
-    assert Checker("07")("q1", ns["retrieval_set"])
+    check = Checker("07")
+    check("q1", ns["retrieval_set"])
+    assert check.passed == {"q1": True}
     assert "all 2 public cases pass" in capsys.readouterr().out
     # ... but not the grader
     report = runner.grade_notebook(path, **FAST)

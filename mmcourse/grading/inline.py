@@ -26,9 +26,11 @@ class Checker:
         self.exercise = problems.get_exercise(exercise)
         self.passed: dict[str, bool] = {}
 
-    def __call__(self, part_id: str, fn) -> bool:
+    def __call__(self, part_id: str, fn) -> None:
+        """Print how ``fn`` does on part ``part_id``'s public cases; ``self.passed[part_id]``
+        keeps the verdict (nothing is returned, so the cell shows only the message)."""
         part = self.exercise.part(part_id)
-        label = f"{part.id} {part.function} ({part.points:g} points)"
+        label = f"{part.id} {part.function} ({part.points:g} point{'s' if part.points != 1 else ''})"
         if not callable(fn):
             print(f"{label}: expected a function, got {type(fn).__name__}")
             return self._record(part, False)
@@ -55,9 +57,8 @@ class Checker:
         print(f"{label}: all {len(cases)} public cases pass")
         return self._record(part, True)
 
-    def _record(self, part: problems.Part, ok: bool) -> bool:
+    def _record(self, part: problems.Part, ok: bool) -> None:
         self.passed[part.id] = ok
-        return ok
 
     def summary(self) -> None:
         print(summary_text(self.exercise, [p.id for p in self.exercise.parts if self.passed.get(p.id)]))
