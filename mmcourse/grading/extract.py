@@ -17,8 +17,6 @@ from __future__ import annotations
 import ast
 from dataclasses import dataclass, field
 
-import nbformat
-
 ALWAYS_FORBIDDEN = frozenset({"eval", "exec", "compile", "__import__", "importlib", "open", "globals",
                               "locals", "vars", "__builtins__", "subprocess", "system", "popen",
                               "breakpoint", "getattr", "setattr", "delattr", "__dict__", "__code__",
@@ -63,6 +61,8 @@ def _keep(node: ast.stmt) -> bool:
 
 def extract(nb_path) -> Extracted:
     """The definitions of every parsable code cell of ``nb_path``, in notebook order."""
+    import nbformat  # here, not at the top: it is slow to import (jsonschema)
+
     nb = nbformat.read(str(nb_path), as_version=4)
     out = Extracted(source="")
     kept: list[ast.stmt] = []

@@ -19,8 +19,6 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-import nbformat
-
 from mmcourse.grading import problems
 from mmcourse.grading.inline import summary_text
 
@@ -77,6 +75,8 @@ def split_solution(source: str, solution: bool) -> str:
 
 def build(master: Path, solution: bool) -> str:
     """The notebook (as its JSON text) that ``master`` generates."""
+    import nbformat  # here, not at the top: it is slow to import (jsonschema)
+
     name = master.stem
     exercise = problems.get_exercise(name)
     nb = nbformat.v4.new_notebook()

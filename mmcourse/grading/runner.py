@@ -32,8 +32,6 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import nbformat
-
 from mmcourse.grading import codec, extract, problems, sandbox
 
 DEFAULT_TIMEOUT = 120.0
@@ -73,6 +71,8 @@ def identify(path: Path, exercise: str | None = None) -> problems.Exercise:
     """The exercise a submission answers: given, else its notebook metadata, else its file name."""
     if exercise:
         return problems.get_exercise(exercise)
+    import nbformat  # here, not at the top: it is slow to import (jsonschema)
+
     try:
         meta = nbformat.read(str(path), as_version=4).metadata.get("mmcourse", {})
         name = meta.get("exercise") if isinstance(meta, dict) else None
@@ -179,6 +179,10 @@ def grade_notebook(path, *, exercise: str | None = None, timeout: float = DEFAUL
                    case_timeout: float = CASE_TIMEOUT, seed: int | None = None,
                    run_notebook: bool = True) -> Report:
     """Grade one submission; never raises for anything the submission does."""
+    if os.name != "posix":
+        raise RuntimeError("the batch grader needs a POSIX system (Linux, macOS, or WSL on Windows): "
+                           "it relies on process groups, SIGALRM and resource limits; inline checks "
+                           "work anywhere")
     start = time.perf_counter()
     path = Path(path)
     ex = identify(path, exercise)
