@@ -390,7 +390,7 @@ def _wce_cases(g: torch.Generator, public: bool) -> Cases:
 
 EX09 = Exercise("09_data_quality", "A missing modality and an imbalanced label set", (
     Part("q1", "mean_impute", 3, ref.mean_impute, _impute_cases,
-         forbidden=("SimpleImputer", "nanmean"),
+         forbidden=("SimpleImputer",),
          hint="average the present rows column by column; put that mean in the absent rows; "
               "zeros if no row is present"),
     Part("q2", "balanced_class_weights", 2, ref.balanced_class_weights, _weight_cases,
