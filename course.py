@@ -106,7 +106,7 @@ def cmd_test(args: list[str]) -> None:
         env = hermetic_env(Path(scratch))
         run([python, "-m", "ruff", "check", "course.py", "mmcourse", "tests", "benchmarks",
              "scripts"], env=env)
-        run([python, "-m", "pytest", "tests", "notebooks", "--nbval-lax", "--nbval-current-env",
+        run([python, "-m", "pytest", "tests", "notebooks", "solutions", "--nbval-lax", "--nbval-current-env",
              "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "-p", "no:cacheprovider",
              "--durations=15", *args], env=env)
 

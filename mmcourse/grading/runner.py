@@ -1,0 +1,264 @@
+"""Grade one submission (a notebook) or a directory of them.
+
+``grade_notebook(path)``:
+
+1. computes, in this process and before any student code exists anywhere, every part's hidden
+   cases (from a secret seed) and the reference answers (``problems.py``), encoded and decoded
+   through ``codec`` like the student's answers will be;
+2. extracts the definitions from the notebook statically (``extract.py``) and scans each part's
+   function for forbidden names;
+3. executes the notebook top to bottom in a fresh kernel in a temporary copy of its directory
+   (``execute.py``, a child process killed at the per-notebook timeout) -- a report only;
+4. calls the student's functions on the hidden cases in sandboxes (``sandbox.py``) and compares
+   the decoded answers here, with the references computed in step 1.
+
+A part scores ``points × (hidden cases passed) / (hidden cases)``. Nothing the student's code
+does can reach steps 1 and 4: it runs in other processes and what comes back is plain data.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from mmcourse.grading import codec, extract, problems, sandbox
+
+DEFAULT_TIMEOUT = 120.0
+CASE_TIMEOUT = 5.0
+
+
+@dataclass
+class PartReport:
+    id: str
+    function: str
+    points: float
+    score: float
+    passed: int
+    cases: int
+    reason: str
+    failures: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Report:
+    submission: str
+    exercise: str
+    score: float
+    max_score: float
+    parts: list[PartReport]
+    execution: dict
+    notes: list[str]
+    seconds: float
+    seed: int
+    extracted_source: str = ""
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+
+def identify(path: Path, exercise: str | None = None) -> problems.Exercise:
+    """The exercise a submission answers: given, else its notebook metadata, else its file name."""
+    if exercise:
+        return problems.get_exercise(exercise)
+    import nbformat  # here, not at the top: it is slow to import (jsonschema)
+
+    try:
+        meta = nbformat.read(str(path), as_version=4).metadata.get("mmcourse", {})
+        name = meta.get("exercise") if isinstance(meta, dict) else None
+        if isinstance(name, str) and name in problems.EXERCISES:
+            return problems.EXERCISES[name]
+    except Exception:  # an unreadable notebook is graded (as zero) under its file name
+        pass
+    stem = path.stem
+    for name in problems.EXERCISES:
+        if stem.startswith(name) or stem.startswith(name.split("_")[0] + "_"):
+            return problems.EXERCISES[name]
+    raise KeyError(f"cannot tell which exercise {path.name} answers; name it NN_... or pass --exercise")
+
+
+def _expected(ex: problems.Exercise, seed: int):
+    """Hidden cases and the decoded reference answers, computed before any student code runs."""
+    cases, expected = {}, {}
+    for k, part in enumerate(ex.parts):
+        part_seed = (seed * 1_000_003 + k * 7919) % 2**63
+        cases[part.id] = problems.hidden_cases(part, part_seed)
+        expected[part.id] = [codec.decode(codec.encode(part.reference(*args))) for args in cases[part.id]]
+    return cases, expected
+
+
+def _kill_tree(pid: int) -> None:
+    try:
+        import psutil
+
+        procs = psutil.Process(pid).children(recursive=True)
+    except Exception:
+        procs = []
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError, OSError):
+            pass
+        try:
+            p.kill()
+        except Exception:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError, OSError):
+        pass
+
+
+def execute(path: Path, timeout: float) -> dict:
+    """Run the notebook in a fresh kernel in a temporary copy of its directory (a report)."""
+    with tempfile.TemporaryDirectory(prefix="mmcourse-run-") as tmp:
+        work = Path(tmp, "work")
+        work.mkdir()
+        shutil.copy2(path, work / path.name)
+        summary = Path(tmp, "summary.json")
+        proc = subprocess.Popen([sys.executable, "-m", "mmcourse.grading.execute", str(work / path.name),
+                                 str(work), str(summary), str(timeout)],
+                                cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                stderr=subprocess.DEVNULL, start_new_session=True)
+        try:
+            proc.wait(timeout=timeout + 30)
+        except subprocess.TimeoutExpired:
+            _kill_tree(proc.pid)
+            proc.wait()
+            return {"status": "timeout", "errors": [], "seconds": timeout}
+        finally:
+            _kill_tree(proc.pid)
+        try:
+            data = json.loads(summary.read_text()[:100_000])
+            return data if isinstance(data, dict) else {"status": "failed", "errors": ["bad summary"]}
+        except (OSError, ValueError):
+            return {"status": "failed", "errors": [f"the runner exited with code {proc.returncode}"]}
+
+
+def _score_part(part: problems.Part, expected: list, results: dict) -> PartReport:
+    passed, failures, stubs, timeouts = 0, [], 0, 0
+    for i, want in enumerate(expected):
+        got = results[(part.id, i)]
+        if got.error is not None:
+            reason = got.error
+            stubs += got.stub
+            timeouts += got.timeout
+        else:
+            try:
+                reason = codec.compare(want, got.value, part.atol, part.rtol)
+            except Exception as err:  # a comparison must never crash the grader
+                reason = f"could not compare ({type(err).__name__})"
+        if reason is None:
+            passed += 1
+        else:
+            failures.append(f"hidden case {i + 1}: {reason}")
+    n = len(expected)
+    if passed == n:
+        why = f"all {n} hidden cases pass"
+    elif stubs == n:
+        why = "not implemented (raises NotImplementedError)"
+    elif timeouts:
+        why = f"{passed}/{n} hidden cases pass; timed out ({failures[0]})"
+    else:
+        why = f"{passed}/{n} hidden cases pass; first failure: {failures[0]}"
+    return PartReport(part.id, part.function, part.points, round(part.points * passed / n, 4), passed, n,
+                      why, failures[:5])
+
+
+def grade_notebook(path, *, exercise: str | None = None, timeout: float = DEFAULT_TIMEOUT,
+                   case_timeout: float = CASE_TIMEOUT, seed: int | None = None,
+                   run_notebook: bool = True) -> Report:
+    """Grade one submission; never raises for anything the submission does."""
+    if os.name != "posix":
+        raise RuntimeError("the batch grader needs a POSIX system (Linux, macOS, or WSL on Windows): "
+                           "it relies on process groups, SIGALRM and resource limits; inline checks "
+                           "work anywhere")
+    start = time.perf_counter()
+    path = Path(path)
+    ex = identify(path, exercise)
+    seed = secrets.randbits(62) if seed is None else seed
+    cases, expected = _expected(ex, seed)
+    notes: list[str] = []
+    try:
+        extracted = extract.extract(path)
+    except Exception as err:
+        extracted = extract.Extracted(source="")
+        notes.append(f"the notebook could not be read: {type(err).__name__}: {str(err)[:200]}")
+    notes.extend(extracted.notes)
+    # the report-only notebook run goes on in parallel with the sandboxed scoring
+    pool = ThreadPoolExecutor(max_workers=1)
+    running = pool.submit(execute, path, timeout) if run_notebook else None
+
+    reports: dict[str, PartReport] = {}
+    jobs = []
+    for part in ex.parts:
+        if part.function not in extracted.functions:
+            reports[part.id] = PartReport(part.id, part.function, part.points, 0.0, 0, len(expected[part.id]),
+                                          f"no function named {part.function} defined at the top level of a "
+                                          f"code cell")
+            continue
+        banned = extract.scan(extracted, part.function, part.forbidden)
+        if banned:
+            reports[part.id] = PartReport(part.id, part.function, part.points, 0.0, 0, len(expected[part.id]),
+                                          f"uses {', '.join(banned)}, which this part does not allow")
+            continue
+        jobs.extend((part.id, part.function, i, args) for i, args in enumerate(cases[part.id]))
+    if jobs:
+        results, sandbox_notes = sandbox.evaluate(extracted.source, jobs, case_timeout=case_timeout)
+        notes.extend(sandbox_notes)
+        for part in ex.parts:
+            if part.id not in reports:
+                reports[part.id] = _score_part(part, expected[part.id], results)
+    parts = [reports[p.id] for p in ex.parts]
+    execution = running.result() if running else {"status": "skipped"}
+    pool.shutdown()
+    return Report(submission=str(path), exercise=ex.name, score=round(sum(p.score for p in parts), 4),
+                  max_score=ex.points, parts=parts, execution=execution, notes=notes[:30],
+                  seconds=round(time.perf_counter() - start, 2), seed=seed,
+                  extracted_source=extracted.source)
+
+
+def table(report: Report) -> str:
+    """The report as a plain-text table."""
+    lines = [f"{report.submission}  [{report.exercise}]",
+             f"  {'part':<5} {'function':<24} {'score':>11}  reason"]
+    for p in report.parts:
+        lines.append(f"  {p.id:<5} {p.function:<24} {p.score:>5.2f} / {p.points:<3g}  {p.reason}")
+    ex = report.execution
+    run = ex.get("status", "?") + (f" ({'; '.join(ex['errors'][:2])})" if ex.get("errors") else "")
+    lines.append(f"  {'total':<30} {report.score:>5.2f} / {report.max_score:<3g}  notebook run: {run}")
+    lines += [f"  note: {n}" for n in report.notes[:10]]
+    return "\n".join(lines)
+
+
+def submissions(paths) -> list[Path]:
+    """Notebooks named by ``paths``: files as they are, directories searched recursively."""
+    found = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found += sorted(q for q in p.rglob("*.ipynb") if ".ipynb_checkpoints" not in q.parts)
+        else:
+            found.append(p)
+    return found
+
+
+def write_gradebook(reports: list[Report], path) -> None:
+    """One CSV row per submission: its total, every part's score, the notebook run status."""
+    ids = sorted({p.id for r in reports for p in r.parts})
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["submission", "exercise", "score", "max_score", *ids, "notebook_run", "seconds"])
+        for r in reports:
+            by_id = {p.id: p.score for p in r.parts}
+            w.writerow([r.submission, r.exercise, r.score, r.max_score, *(by_id.get(i, "") for i in ids),
+                        r.execution.get("status", ""), r.seconds])
