@@ -17,6 +17,16 @@ from mmcourse.train import evaluate, fit, load_checkpoint, prepare
 pytestmark = pytest.mark.gpu
 
 
+@pytest.fixture(autouse=True)
+def exact_fp32():
+    """TF32 off, so that "fp32 on the GPU" means fp32 when compared with the CPU (cuDNN
+    convolutions use TF32 by default on Ampere and later: ~1e-3 relative error)."""
+    saved = torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32
+    torch.backends.cudnn.allow_tf32 = torch.backends.cuda.matmul.allow_tf32 = False
+    yield
+    torch.backends.cudnn.allow_tf32, torch.backends.cuda.matmul.allow_tf32 = saved
+
+
 def digits_like(n=512, seed=0):
     g = torch.Generator().manual_seed(seed)
     y = torch.randint(0, 10, (n,), generator=g)
