@@ -9,7 +9,7 @@ Sections (each a markdown table, printed row by row, so a run cut short keeps wh
   and the host synchronisations per step (``torch.cuda.set_sync_debug_mode``).
 * ``overhead``: ``fit()`` against a bare PyTorch loop (``bench_models.bare_loop``) on the GPU,
   fp32, same model, data and steps (the same comparison as ``bench_models.py``, there on CPU).
-* ``full``: each chapter's model, sized by the run profile (``--profile``, default ``full``),
+* ``full``: each chapter's model, sized by the run profile (``--profile``; ``full`` on a GPU),
   trained on the profile's data for the profile's epochs, within a time budget; wall time and
   the figure reached on the test split.
 * ``compile``: ``fit(compile=True)`` against eager, AMP: compile time and steady samples/s.
@@ -314,7 +314,8 @@ def _amp_name() -> str:
 
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--profile", default="full")
+    parser.add_argument("--profile", default=None,
+                        help="run profile (default: 'full' with a GPU, else MMCOURSE_PROFILE or 'default')")
     parser.add_argument("--only", default=None, help="comma-separated substrings of chapter names")
     parser.add_argument("--sections", default="throughput,overhead,full,compile")
     parser.add_argument("--cpu-steps", type=int, default=3)
@@ -335,9 +336,9 @@ def main(argv=None) -> None:
         args.compile = ""
     if args.deadline is not None:
         DEADLINE[0] = args.deadline
-    p = config.profile(args.profile)
-    torch.manual_seed(0)  # not seed_everything: deterministic kernels would skew the timings
     gpu = torch.device("cuda") if torch.cuda.is_available() else None
+    p = config.profile(args.profile or ("full" if gpu else None))
+    torch.manual_seed(0)  # not seed_everything: deterministic kernels would skew the timings
     todo = [c for c in chapters() if not args.only or any(s in c.name for s in args.only.split(","))]
     sections = set(args.sections.split(","))
     print(f"torch {torch.__version__}, CUDA {torch.version.cuda}, "
