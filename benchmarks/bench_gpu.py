@@ -27,6 +27,7 @@ import argparse
 import statistics
 import sys
 import time
+import traceback
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -153,6 +154,17 @@ def load_data(p: config.Profile, needed: set[str], seed: int = 0) -> dict:
 # --------------------------------------------------------------------------------------------
 # measurements
 # --------------------------------------------------------------------------------------------
+def guarded(name: str, columns: int, work: Callable[[], None]) -> None:
+    """Run one table row's ``work``; an error prints as that row (traceback on stderr) and the
+    benchmark goes on with the next row, so one failure does not hide every later figure."""
+    try:
+        work()
+    except Exception as err:
+        traceback.print_exc()
+        message = f"{type(err).__name__}: {(str(err).splitlines() or [''])[0][:100]}"
+        print(f"| {name} | error: {message} |" + " |" * (columns - 2), flush=True)
+
+
 def _sync(dev) -> None:
     if dev.type == "cuda":
         torch.cuda.synchronize()
@@ -188,7 +200,6 @@ def syncs_per_step(model, data, dev, batch: int) -> float:
 
 
 def section_throughput(todo, p, data, gpu, args) -> dict:
-    cpu = torch.device("cpu")
     print(f"\n## throughput: fit() training samples/s, profile {p.name!r}, batch {p.batch_size}; "
           f"CPU fp32 ({torch.get_num_threads()} threads, {args.cpu_steps} timed steps)"
           + (f", GPU AMP {_amp_name()} ({args.gpu_steps} timed steps)" if gpu else ", no GPU"))
@@ -200,18 +211,21 @@ def section_throughput(todo, p, data, gpu, args) -> dict:
         if time_left() < 20:
             print(f"| {ch.name} | skipped: time budget | | | | | |", flush=True)
             continue
-        splits = data[ch.data]
-        cpu_run = steady_rate(ch, p, splits, cpu, args.cpu_steps, p.batch_size, amp=False)
-        params = sum(q.numel() for q in cpu_run["model"].parameters())
-        row = [ch.name, f"{params:,}", f"{cpu_run['rate']:.0f}", "-", "-", "-", "-"]
-        if gpu:
-            run = steady_rate(ch, p, splits, gpu, args.gpu_steps, p.batch_size, amp=True)
-            rates[ch.name] = run["rate"]
-            row[3:] = [f"{run['rate']:.0f}", f"{run['rate'] / cpu_run['rate']:.1f}x",
-                       f"{run['peak_mib']:.0f}",
-                       f"{syncs_per_step(run['model'], run['data'], gpu, p.batch_size):.2f}"]
-        print("| " + " | ".join(row) + " |", flush=True)
+        guarded(ch.name, 7, lambda ch=ch: _throughput_row(ch, p, data[ch.data], gpu, args, rates))
     return rates
+
+
+def _throughput_row(ch, p, splits, gpu, args, rates: dict) -> None:
+    cpu_run = steady_rate(ch, p, splits, torch.device("cpu"), args.cpu_steps, p.batch_size, amp=False)
+    params = sum(q.numel() for q in cpu_run["model"].parameters())
+    row = [ch.name, f"{params:,}", f"{cpu_run['rate']:.0f}", "-", "-", "-", "-"]
+    if gpu:
+        run = steady_rate(ch, p, splits, gpu, args.gpu_steps, p.batch_size, amp=True)
+        rates[ch.name] = run["rate"]
+        row[3:] = [f"{run['rate']:.0f}", f"{run['rate'] / cpu_run['rate']:.1f}x",
+                   f"{run['peak_mib']:.0f}",
+                   f"{syncs_per_step(run['model'], run['data'], gpu, p.batch_size):.2f}"]
+    print("| " + " | ".join(row) + " |", flush=True)
 
 
 def section_overhead(todo, p, data, gpu, args) -> None:
@@ -223,30 +237,33 @@ def section_overhead(todo, p, data, gpu, args) -> None:
         if time_left() < 15:
             print(f"| {ch.name} | skipped: time budget | | |", flush=True)
             continue
-        splits = data[ch.data]
-        train = prepare(splits.train.subset(range(min(len(splits.train),
-                                                      args.gpu_steps * p.batch_size))), gpu)
-        warm = train.subset(range(min(len(train), 2 * p.batch_size)))
-        bare_loop(ch.build(p, splits).to(gpu), warm.tensors, 1, p.batch_size, gpu)
-        fit(ch.build(p, splits), warm, epochs=1, batch_size=p.batch_size, device=gpu, amp=False,
-            progress=False)
-        times = {"bare": [], "fit": []}
-        for _ in range(args.repeats):
-            torch.manual_seed(0)
-            model = ch.build(p, splits).to(gpu)
-            start = time.perf_counter()
-            bare_loop(model, train.tensors, 1, p.batch_size, gpu)
-            times["bare"].append(time.perf_counter() - start)
-            torch.manual_seed(0)
-            model = ch.build(p, splits)
-            start = time.perf_counter()
-            fit(model, train, epochs=1, batch_size=p.batch_size, device=gpu, amp=False, progress=False)
-            _sync(gpu)
-            times["fit"].append(time.perf_counter() - start)
-        med = {k: statistics.median(v) for k, v in times.items()}
-        n = len(train)
-        print(f"| {ch.name} | {n / med['bare']:.0f} | {n / med['fit']:.0f} | "
-              f"{med['fit'] / med['bare']:.3f} |", flush=True)
+        guarded(ch.name, 4, lambda ch=ch: _overhead_row(ch, p, data[ch.data], gpu, args))
+
+
+def _overhead_row(ch, p, splits, gpu, args) -> None:
+    train = prepare(splits.train.subset(range(min(len(splits.train),
+                                                  args.gpu_steps * p.batch_size))), gpu)
+    warm = train.subset(range(min(len(train), 2 * p.batch_size)))
+    bare_loop(ch.build(p, splits).to(gpu), warm.tensors, 1, p.batch_size, gpu)
+    fit(ch.build(p, splits), warm, epochs=1, batch_size=p.batch_size, device=gpu, amp=False,
+        progress=False)
+    times = {"bare": [], "fit": []}
+    for _ in range(args.repeats):
+        torch.manual_seed(0)
+        model = ch.build(p, splits).to(gpu)
+        start = time.perf_counter()
+        bare_loop(model, train.tensors, 1, p.batch_size, gpu)
+        times["bare"].append(time.perf_counter() - start)
+        torch.manual_seed(0)
+        model = ch.build(p, splits)
+        start = time.perf_counter()
+        fit(model, train, epochs=1, batch_size=p.batch_size, device=gpu, amp=False, progress=False)
+        _sync(gpu)
+        times["fit"].append(time.perf_counter() - start)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    n = len(train)
+    print(f"| {ch.name} | {n / med['bare']:.0f} | {n / med['fit']:.0f} | "
+          f"{med['fit'] / med['bare']:.3f} |", flush=True)
 
 
 def section_full(todo, p, data, dev, args) -> None:
@@ -263,29 +280,32 @@ def section_full(todo, p, data, dev, args) -> None:
         if share < 2:
             print(f"| {ch.name} | skipped: time budget | | | | | |", flush=True)
             continue
-        splits = data[ch.data]
-        train = prepare(splits.train, dev)
-        torch.manual_seed(0)
-        model = ch.build(p, splits)
-        planned = p.epochs(ch.base_epochs)
-        opt = torch.optim.AdamW(model.parameters(), lr=ch.lr)
-        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, planned)
-        start, done, last = time.perf_counter(), 0, 0.0
-        # one epoch at least; another only if it should end within this chapter's share
-        while done < planned and (done == 0 or time.perf_counter() - start + last <= share):
-            hist = fit(model, train, epochs=1, optimizer=opt, scheduler=sched,
-                       batch_size=p.batch_size, device=dev, seed=done, clip_grad_norm=ch.clip,
-                       progress=False)
-            last, done = hist.last["seconds"], done + 1
-        _sync(dev)
-        seconds = time.perf_counter() - start
-        model.eval()
-        name, value = score(ch, model, splits)
-        print(f"| {ch.name} | {len(train)} | {done} / {planned} | {seconds:.1f} | "
-              f"{seconds / done:.2f} | {name} | {value:.3f} |", flush=True)
+        guarded(ch.name, 7, lambda ch=ch, share=share: _full_row(ch, p, data[ch.data], dev, share))
 
 
-def section_compile(todo, p, data, gpu, args, eager: dict) -> None:
+def _full_row(ch, p, splits, dev, share: float) -> None:
+    train = prepare(splits.train, dev)
+    torch.manual_seed(0)
+    model = ch.build(p, splits)
+    planned = p.epochs(ch.base_epochs)
+    opt = torch.optim.AdamW(model.parameters(), lr=ch.lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, planned)
+    start, done, last = time.perf_counter(), 0, 0.0
+    # one epoch at least; another only if it should end within this chapter's share
+    while done < planned and (done == 0 or time.perf_counter() - start + last <= share):
+        hist = fit(model, train, epochs=1, optimizer=opt, scheduler=sched,
+                   batch_size=p.batch_size, device=dev, seed=done, clip_grad_norm=ch.clip,
+                   progress=False)
+        last, done = hist.last["seconds"], done + 1
+    _sync(dev)
+    seconds = time.perf_counter() - start
+    model.eval()
+    name, value = score(ch, model, splits)
+    print(f"| {ch.name} | {len(train)} | {done} / {planned} | {seconds:.1f} | "
+          f"{seconds / done:.2f} | {name} | {value:.3f} |", flush=True)
+
+
+def section_compile(todo, p, data, gpu, args) -> None:
     print(f"\n## torch.compile: fit(compile=True) vs eager, AMP, {args.gpu_steps} steps of batch "
           f"{p.batch_size}")
     print("| model | eager samples/s | compiled samples/s | compiled/eager | first epoch s "
@@ -295,17 +315,15 @@ def section_compile(todo, p, data, gpu, args, eager: dict) -> None:
         if time_left() < 60:
             print(f"| {ch.name} | skipped: time budget | | | | | |", flush=True)
             continue
-        splits = data[ch.data]
-        try:
-            base = steady_rate(ch, p, splits, gpu, args.gpu_steps, p.batch_size, amp=True)
-            run = steady_rate(ch, p, splits, gpu, args.gpu_steps, p.batch_size, amp=True, compile=True)
-        except Exception as err:  # a missing compiler toolchain is a finding, not a crash
-            print(f"| {ch.name} | failed: {type(err).__name__}: {str(err).splitlines()[0][:80]} "
-                  "| | | | | |", flush=True)
-            continue
-        eager.setdefault(ch.name, base["rate"])
-        print(f"| {ch.name} | {base['rate']:.0f} | {run['rate']:.0f} | {run['rate'] / base['rate']:.2f} "
-              f"| {run['first']:.1f} | {base['loss']:.4f} | {run['loss']:.4f} |", flush=True)
+        # a missing compiler toolchain is a finding, not a crash: guarded
+        guarded(ch.name, 7, lambda ch=ch: _compile_row(ch, p, data[ch.data], gpu, args))
+
+
+def _compile_row(ch, p, splits, gpu, args) -> None:
+    base = steady_rate(ch, p, splits, gpu, args.gpu_steps, p.batch_size, amp=True)
+    run = steady_rate(ch, p, splits, gpu, args.gpu_steps, p.batch_size, amp=True, compile=True)
+    print(f"| {ch.name} | {base['rate']:.0f} | {run['rate']:.0f} | {run['rate'] / base['rate']:.2f} "
+          f"| {run['first']:.1f} | {base['loss']:.4f} | {run['loss']:.4f} |", flush=True)
 
 
 def _amp_name() -> str:
@@ -348,9 +366,8 @@ def main(argv=None) -> None:
     data = load_data(p, {c.data for c in todo})
     print(f"data loaded in {time.perf_counter() - start:.1f} s: "
           + ", ".join(f"{k} train {len(v.train)}" for k, v in data.items()), flush=True)
-    eager = {}
     if "throughput" in sections:
-        eager = section_throughput(todo, p, data, gpu, args)
+        section_throughput(todo, p, data, gpu, args)
     if gpu and "overhead" in sections:
         section_overhead(todo, p, data, gpu, args)
     if "full" in sections:
@@ -358,7 +375,7 @@ def main(argv=None) -> None:
     if gpu and "compile" in sections and args.compile:
         names = args.compile.split(",")
         section_compile([c for c in chapters() if c.name in names and c.data in data], p, data, gpu,
-                        args, eager)
+                        args)
     print(f"\ntotal {time.perf_counter() - START:.0f} s")
 
 
