@@ -12,7 +12,8 @@ What the loop does for you:
 
 * moves batches to the device; a ``ModalDataset`` that fits is moved to the device *once* and
   batches are sliced from it there, never re-copied;
-* mixed precision (``amp``) on CUDA (bf16 where supported, else fp16 with loss scaling);
+* mixed precision (``amp``) on CUDA (bf16 where supported, else fp16 with loss scaling), and
+  optionally ``torch.compile`` for the training forward pass (``compile=True``);
 * gradient-norm clipping, early stopping on a validation metric (best weights restored);
 * a ``tqdm.auto`` progress bar, and a ``History`` of per-epoch figures that plots itself;
 * checkpoints: ``fit(..., checkpoint="ckpt.pt")`` saves the trained weights and history, and a
