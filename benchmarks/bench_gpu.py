@@ -7,18 +7,19 @@ Sections (each a markdown table, printed row by row, so a run cut short keeps wh
   present, on the GPU (AMP, bf16 where supported); the GPU/CPU ratio; the GPU memory the
   training run adds on top of the resident data (``max_memory_allocated`` − allocated before);
   and the host synchronisations per step (``torch.cuda.set_sync_debug_mode``).
-* ``overhead``: ``fit()`` against a bare PyTorch loop (``bench_models.bare_loop``) on the GPU,
-  fp32, same model, data and steps (the same comparison as ``bench_models.py``, there on CPU).
 * ``full``: each chapter's model, sized by the run profile (``--profile``; ``full`` on a GPU),
   trained on the profile's data for the profile's epochs, within a time budget; wall time and
   the figure reached on the test split.
+* ``overhead``: ``fit()`` against a bare PyTorch loop (``bench_models.bare_loop``) on the GPU,
+  fp32, same model, data and steps (the same comparison as ``bench_models.py``, there on CPU).
 * ``compile``: ``fit(compile=True)`` against eager, AMP: compile time and steady samples/s.
 
     python benchmarks/bench_gpu.py [--quick] [--profile full] [--only cnn,captioner]
-        [--sections throughput,overhead,full,compile] [--cpu-steps 3] [--gpu-steps 30]
+        [--sections throughput,full,overhead,compile] [--cpu-steps 3] [--gpu-steps 30]
         [--full-budget 150] [--compile cnn-mnist,captioner] [--deadline 290]
 
-``--deadline`` (seconds for the whole run) makes every section skip what no longer fits.
+``--deadline`` (seconds for the whole run) or ``--end-at`` (a Unix time) makes every section skip
+what no longer fits.
 """
 
 from __future__ import annotations
@@ -57,11 +58,11 @@ from mmcourse.models import (  # noqa: E402
 from mmcourse.train import evaluate, fit, prepare  # noqa: E402
 
 START = time.perf_counter()
-DEADLINE = [float("inf")]
+END_AT = [float("inf")]  # the Unix time by which the run must be over
 
 
 def time_left() -> float:
-    return DEADLINE[0] - (time.perf_counter() - START)
+    return END_AT[0] - time.time()
 
 
 # --------------------------------------------------------------------------------------------
@@ -328,7 +329,7 @@ def main(argv=None) -> None:
     parser.add_argument("--profile", default=None,
                         help="run profile (default: 'full' with a GPU, else MMCOURSE_PROFILE or 'default')")
     parser.add_argument("--only", default=None, help="comma-separated substrings of chapter names")
-    parser.add_argument("--sections", default="throughput,overhead,full,compile")
+    parser.add_argument("--sections", default="throughput,full,overhead,compile")
     parser.add_argument("--cpu-steps", type=int, default=3)
     parser.add_argument("--gpu-steps", type=int, default=30)
     parser.add_argument("--repeats", type=int, default=3)
@@ -337,6 +338,8 @@ def main(argv=None) -> None:
     parser.add_argument("--compile", default="cnn-mnist,captioner",
                         help="chapters to measure with torch.compile ('' for none)")
     parser.add_argument("--deadline", type=float, default=None, help="seconds for the whole run")
+    parser.add_argument("--end-at", type=float, default=None,
+                        help="Unix time by which the whole run must be over (counts start-up too)")
     parser.add_argument("--reserve", type=float, default=0.0,
                         help="seconds the full section leaves for the sections after it")
     parser.add_argument("--quick", action="store_true",
@@ -346,7 +349,9 @@ def main(argv=None) -> None:
         args.cpu_steps, args.gpu_steps, args.repeats = 1, 5, 1
         args.compile = ""
     if args.deadline is not None:
-        DEADLINE[0] = args.deadline
+        END_AT[0] = time.time() - (time.perf_counter() - START) + args.deadline
+    if args.end_at is not None:
+        END_AT[0] = min(END_AT[0], args.end_at)
     gpu = torch.device("cuda") if torch.cuda.is_available() else None
     p = config.profile(args.profile or ("full" if gpu else None))
     torch.manual_seed(0)  # not seed_everything: deterministic kernels would skew the timings
@@ -361,10 +366,10 @@ def main(argv=None) -> None:
           + ", ".join(f"{k} train {len(v.train)}" for k, v in data.items()), flush=True)
     if "throughput" in sections:
         section_throughput(todo, p, data, gpu, args)
-    if gpu and "overhead" in sections:
-        section_overhead(todo, p, data, gpu, args)
     if "full" in sections:
         section_full(todo, p, data, gpu or torch.device("cpu"), args)
+    if gpu and "overhead" in sections:
+        section_overhead(todo, p, data, gpu, args)
     if gpu and "compile" in sections and args.compile:
         names = args.compile.split(",")
         section_compile([c for c in chapters() if c.name in names and c.data in data], p, data, gpu,
