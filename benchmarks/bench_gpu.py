@@ -43,13 +43,12 @@ from mmcourse import config  # noqa: E402
 from mmcourse.data.augment import shifted_copies  # noqa: E402
 from mmcourse.models import (  # noqa: E402
     STRATEGIES,
-    Captioner,
     DualEncoder,
     Frames,
     SequenceEncoder,
-    TransformerCaptioner,
     UnimodalClassifier,
     caption_report,
+    captioner_for,
     image_encoder,
     make_fusion,
     retrieval_report,
@@ -95,11 +94,7 @@ def _caption_score(model, splits) -> tuple[str, float]:
 
 
 def _captioner(p: config.Profile, data) -> torch.nn.Module:
-    vocab, size, s = data.info["vocab"], data.info["image_size"], p.model_scale
-    if p.captioner == "transformer":
-        return TransformerCaptioner(len(vocab), size, dim=64 * s, heads=4, layers=2, width=16 * s,
-                                    vocab=vocab)
-    return Captioner(len(vocab), size, hidden=64 * s, width=32 * s, vocab=vocab)
+    return captioner_for(data.info["vocab"], data.info["image_size"], p)
 
 
 def chapters() -> list[Chapter]:

@@ -6,8 +6,9 @@ from __future__ import annotations
 import pytest
 import torch
 
+from mmcourse import config
 from mmcourse.data.shapes import load_shapes, shapes_vocab
-from mmcourse.models import Captioner, TransformerCaptioner, caption_report
+from mmcourse.models import Captioner, TransformerCaptioner, caption_report, captioner_for
 from mmcourse.models.captioning import BOS, EOS, PAD
 from mmcourse.train import fit
 
@@ -112,3 +113,12 @@ def test_transformer_captioner_learns_shapes():
     assert history.last["val_loss"] < 0.7 * history.records[0]["val_loss"]
     report = caption_report(model, shapes.test)
     assert report["exact_match"] >= 0.1 and report["bleu4"] >= 0.35, report
+
+
+def test_captioner_for_follows_the_profile():
+    default = captioner_for(VOCAB, 32, "default")
+    assert type(default) is Captioner and default.hidden == 64 and default.image_size == 32
+    full = captioner_for(VOCAB, 48, "full")
+    assert isinstance(full, TransformerCaptioner) and full.dim == 128 and full.image_size == 48
+    gru_full = captioner_for(VOCAB, 48, config.with_overrides(config.profile("full"), captioner="gru"))
+    assert type(gru_full) is Captioner and gru_full.hidden == 128

@@ -20,11 +20,12 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from mmcourse import config
 from mmcourse.data.text import Vocab
 from mmcourse.models.attention import TransformerBlock
 from mmcourse.models.captioning import MAX_LEN, Captioner, Memory
 
-__all__ = ["TransformerCaptioner"]
+__all__ = ["TransformerCaptioner", "captioner_for"]
 
 
 class TransformerCaptioner(Captioner):
@@ -89,3 +90,15 @@ class TransformerCaptioner(Captioner):
         at once (causal: step ``t`` sees ``inputs[:, :t+1]`` only)."""
         memory, _ = self.start(images)
         return self.decode_prefix(inputs, memory)
+
+
+def captioner_for(vocab: Vocab, image_size: int, profile: str | config.Profile | None = None) -> Captioner:
+    """The run profile's captioner (``profile().captioner``), widths scaled by ``model_scale``:
+    ``"gru"`` gives ``Captioner(hidden=64·s, width=32·s)`` (the defaults at ``s = 1``),
+    ``"transformer"`` a 2-layer, 4-head ``TransformerCaptioner(dim=64·s, width=16·s)``."""
+    p = profile if isinstance(profile, config.Profile) else config.profile(profile)
+    s = p.model_scale
+    if p.captioner == "transformer":
+        return TransformerCaptioner(len(vocab), image_size, dim=64 * s, heads=4, layers=2,
+                                    width=16 * s, vocab=vocab)
+    return Captioner(len(vocab), image_size, hidden=64 * s, width=32 * s, vocab=vocab)
