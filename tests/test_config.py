@@ -78,6 +78,9 @@ def test_profile_default_full_and_unknown(monkeypatch):
     assert full.name == "full"
     default = config.profile("default")
     assert full.shapes_train > default.shapes_train and full.epochs(10) > default.epochs(10)
+    assert full.shapes_image_size > default.shapes_image_size and full.av_copies > default.av_copies
+    assert (full.model_scale, full.captioner) == (2, "transformer")
+    assert (default.av_copies, default.model_scale, default.captioner) == (1, 1, "gru")
     monkeypatch.setenv(config.PROFILE_ENV, "huge")
     with pytest.raises(ValueError, match=r"unknown profile 'huge'.*\['default', 'full'\]"):
         config.profile()
@@ -89,3 +92,7 @@ def test_profile_overrides_are_checked():
     with pytest.raises(ValueError, match="unknown profile fields"):
         config.with_overrides(tiny, epochs_please=3)
     assert config.profile("default").epochs(0) == 1
+    with pytest.raises(ValueError, match="captioner must be 'gru' or 'transformer'"):
+        config.with_overrides(tiny, captioner="lstm")
+    with pytest.raises(ValueError, match="av_copies must be a positive int"):
+        config.with_overrides(tiny, av_copies=0)

@@ -185,3 +185,28 @@ def test_history_plot_draws_curves():
     assert {"train loss", "val loss", "val accuracy"} <= set(labels)
     with pytest.raises(ValueError, match="nothing to plot"):
         History().plot()
+
+
+def test_compile_routes_the_training_forward_through_torch_compile(monkeypatch, tmp_path):
+    """compile=True trains through torch.compile(model) (stubbed here: compiling needs a C++
+    toolchain and tens of seconds); the checkpoint holds the plain model's weights."""
+    compiled_calls = []
+
+    def fake_compile(model):
+        def forward(batch):
+            compiled_calls.append(len(batch["x"]))
+            return model(batch)
+        return forward
+
+    monkeypatch.setattr(torch, "compile", fake_compile)
+    torch.manual_seed(0)
+    plain = Linear()
+    fit(plain, blobs(64), epochs=2, batch_size=16, progress=False)
+    torch.manual_seed(0)
+    model = Linear()
+    hist = fit(model, blobs(64), blobs(32, 1), epochs=2, batch_size=16, compile=True, progress=False,
+               checkpoint=tmp_path / "c.pt")
+    assert compiled_calls == [16] * 8  # every training step, no evaluation step
+    assert torch.equal(model.fc.weight, plain.fc.weight)  # same maths as without compile
+    assert "val_accuracy" in hist.last
+    load_checkpoint(tmp_path / "c.pt", Linear())  # keys of the plain model, no '_orig_mod.'

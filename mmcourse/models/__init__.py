@@ -3,7 +3,8 @@
 ``cnn`` (dense layer, convolution as unfold + matmul, encoders), ``rnn`` (Elman and GRU cells,
 sequence encoders), ``attention`` (scaled dot-product, multi-head, additive), ``fusion`` (early,
 late, cross-attention, tensor, gated), ``retrieval`` (dual encoder, InfoNCE, R(q, D)) and
-``captioning`` (attention captioner, greedy / beam / sampling).
+``captioning`` (attention captioner, greedy / beam / sampling) and ``transformer_captioning``
+(the same captioner with a causal transformer decoder).
 """
 
 from mmcourse.models.attention import (
@@ -54,14 +55,16 @@ from mmcourse.models.rnn import (
     run_cell,
     spectrogram_frames,
 )
+from mmcourse.models.transformer_captioning import TransformerCaptioner, captioner_for
 
 __all__ = [
     "AdditiveAttention", "BagOfWords", "Captioner", "ConvEncoder", "CrossAttentionFusion", "Dense",
     "DualEncoder", "EarlyFusion", "ElmanCell", "Frames", "GRUCell", "GatedFusion", "JointClassifier",
     "LateFusion", "MultiHeadAttention", "STRATEGIES", "SequenceEncoder", "TensorFusion",
-    "TinyCausalDecoder", "TransformerBlock", "UnfoldConv2d", "UnimodalClassifier", "caption_report",
-    "conv2d_unfold", "copy_from_torch", "count_parameters", "encode_captions", "filter_logits",
-    "gradient_through_time", "image_encoder", "info_nce", "make_fusion", "padding_mask",
-    "retrieval_report", "retrieve", "run_cell", "scaled_dot_product_attention",
-    "spectrogram_encoder", "spectrogram_frames", "top_k", "winoground_scores",
+    "TinyCausalDecoder", "TransformerBlock", "TransformerCaptioner", "UnfoldConv2d",
+    "UnimodalClassifier", "caption_report", "captioner_for", "conv2d_unfold", "copy_from_torch",
+    "count_parameters", "encode_captions", "filter_logits", "gradient_through_time", "image_encoder",
+    "info_nce", "make_fusion", "padding_mask", "retrieval_report", "retrieve", "run_cell",
+    "scaled_dot_product_attention", "spectrogram_encoder", "spectrogram_frames", "top_k",
+    "winoground_scores",
 ]

@@ -195,17 +195,11 @@ class Captioner(nn.Module):
                  cell: str = "gru", *, width: int = 32, attention_dim: int = 64,
                  vocab: Vocab | None = None):
         super().__init__()
-        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 5:
-            raise ValueError(f"vocab_size must be an int >= 5 (4 specials + words), got {vocab_size!r}")
         if cell not in self.CELLS:
             raise ValueError(f"cell must be one of {list(self.CELLS)}, got {cell!r}")
-        if vocab is not None and len(vocab) != vocab_size:
-            raise ValueError(f"vocab has {len(vocab)} tokens but vocab_size is {vocab_size}")
-        self.vocab_size, self.image_size, self.hidden, self.cell_type = vocab_size, image_size, hidden, cell
-        self.vocab = vocab
-        self.encoder = ConvEncoder(3, (image_size, image_size), width=width, out_dim=None)  # grid only
+        self._init_common(vocab_size, image_size, width, vocab)
+        self.hidden, self.cell_type = hidden, cell
         key_dim = self.encoder.grid_dim
-        self.num_regions = self.encoder.grid_size[0] * self.encoder.grid_size[1]
         n_states = 2 if cell == "lstm" else 1  # an LSTM starts from (h_0, c_0)
         self.position = nn.Parameter(0.02 * torch.randn(1, self.num_regions, key_dim))  # p_i
         self.key_norm = nn.LayerNorm(key_dim)
@@ -214,6 +208,17 @@ class Captioner(nn.Module):
         self.embed = nn.Embedding(vocab_size, embed_dim, padding_idx=PAD)
         self.cell = self.CELLS[cell](embed_dim + key_dim, hidden)
         self.out = nn.Linear(hidden + key_dim, vocab_size)
+
+    def _init_common(self, vocab_size: int, image_size: int, width: int, vocab: Vocab | None) -> None:
+        """What every captioner has: checked sizes, the vocabulary, the grid-only CNN encoder,
+        ``num_regions`` and the ``never`` mask of ``<pad>`` and ``<bos>`` (logits -inf)."""
+        if isinstance(vocab_size, bool) or not isinstance(vocab_size, int) or vocab_size < 5:
+            raise ValueError(f"vocab_size must be an int >= 5 (4 specials + words), got {vocab_size!r}")
+        if vocab is not None and len(vocab) != vocab_size:
+            raise ValueError(f"vocab has {len(vocab)} tokens but vocab_size is {vocab_size}")
+        self.vocab_size, self.image_size, self.vocab = vocab_size, image_size, vocab
+        self.encoder = ConvEncoder(3, (image_size, image_size), width=width, out_dim=None)  # grid only
+        self.num_regions = self.encoder.grid_size[0] * self.encoder.grid_size[1]
         never = torch.zeros(vocab_size, dtype=torch.bool)
         never[[PAD, BOS]] = True
         self.register_buffer("never", never, persistent=False)
