@@ -384,7 +384,8 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
         target: str = "label", device=None, amp: bool | None = None,
         clip_grad_norm: float | None = None, patience: int | None = None,
         monitor: str = "val_loss", checkpoint=None, retrain: bool = False, seed: int | None = 0,
-        progress: bool = True, desc: str | None = None, compile: bool = False) -> History:
+        progress: bool = True, desc: str | None = None, compile: bool = False,
+        after_backward: Callable[[nn.Module, Batch, object], None] | None = None) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs and return its ``History``.
 
     ``train``/``val``: a ``ModalDataset`` (kept on the device), a ``DataLoader`` or any iterable
@@ -405,6 +406,10 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
     fusion; it pays on a GPU for models of many small ops, after a compile of tens of seconds
     on the first batches, and again once for a smaller last batch). Evaluation, the checkpoint
     and the returned weights are the plain ``model``'s, which shares its parameters.
+
+    ``after_backward(model, batch, outputs)``, if given, is called after every backward pass and
+    before clipping and the optimizer step: a hook to rescale or perturb gradients (e.g. the
+    per-modality gradient modulation of ``mmcourse.robustness.OGMGE``).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -465,6 +470,8 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
                     loss = loss_fn(outputs, batch)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
+                if after_backward is not None:
+                    after_backward(model, batch, outputs)
                 if clip_grad_norm is not None:
                     scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)
