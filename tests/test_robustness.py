@@ -239,3 +239,21 @@ def test_after_backward_hook_sees_every_step():
     fit(model, data, epochs=2, batch_size=16, progress=False,
         after_backward=lambda m, b, o: calls.append(all(p.grad is not None for p in m.head.parameters())))
     assert calls == [True] * 8
+
+
+#: Shapes, 1,500 training scenes, DualEncoder 5 epochs (batch 128, lr 1e-3, seed 0); 20 % of the
+#: test captions re-paired. Measured: precision of the 20 % lowest-similarity pairs 0.930 (chance 0.20).
+def test_a_retrieval_model_similarity_detects_mispaired_captions():
+    from mmcourse.data.shapes import load_shapes, shapes_vocab
+    from mmcourse.models.retrieval import DualEncoder, embed_dataset
+
+    splits = load_shapes(1500, 10, 500, seed=0)
+    torch.manual_seed(0)
+    model = DualEncoder(len(shapes_vocab()))
+    fit(model, splits.train, epochs=5, batch_size=128, lr=1e-3, seed=0, device="cpu", progress=False)
+    mixed = q.shuffle_pairs(splits.test, 0.2, modality="tokens", seed=0)
+    image_emb, text_emb = embed_dataset(model, mixed)
+    flagged = R.detect_mispaired(image_emb, text_emb, 0.2)
+    bad = mixed.meta["mispaired"]
+    precision = (flagged & bad).sum().item() / flagged.sum().item()
+    assert precision > 0.6, precision
