@@ -1,0 +1,27 @@
+"""Interactive explorers (ipywidgets + matplotlib), one per chapter idea.
+
+Each ``*_explorer(...)`` function returns an ``Explorer`` widget (an ``ipywidgets.VBox``): end a
+notebook cell with it to play. Its logic is a plain function of the control values, so tests
+(and you) can drive it without a browser: ``ex.update(temperature=2.0)`` returns what it shows.
+
+* ``softmax_explorer``   -- scores and temperature → ``P(y | x1, x2)`` (chapter 05)
+* ``attention_explorer`` -- attention maps per example / layer / head, and the query-key dot
+  products behind them (chapter 04)
+* ``retrieval_explorer`` -- a query, a threshold θ, the retrieved set ``R(q, D)`` and its point on
+  the precision/recall curve (chapter 07)
+* ``decoding_explorer``  -- greedy vs beam search vs sampling (temperature, top-p), with
+  log-probabilities and the attention map of every generated word (chapter 08)
+* ``fusion_explorer``    -- fusion strategy × corruption level → accuracy, robustness curves
+  (chapters 06, 09)
+* ``quality_explorer``   -- class imbalance, missing modalities, noise → samples and metrics
+  (chapter 09)
+"""
+
+from mmcourse.widgets.attention import attention_explorer, record_attention
+from mmcourse.widgets.base import Explorer
+from mmcourse.widgets.decoding import decoding_explorer
+from mmcourse.widgets.retrieval import retrieval_explorer
+from mmcourse.widgets.softmax import softmax_explorer, softmax_with_temperature
+
+__all__ = ["Explorer", "attention_explorer", "decoding_explorer", "record_attention", "retrieval_explorer",
+           "softmax_explorer", "softmax_with_temperature"]
