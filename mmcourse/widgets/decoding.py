@@ -20,6 +20,7 @@ import html
 import ipywidgets as widgets
 import numpy as np
 import torch
+from matplotlib.colors import LinearSegmentedColormap
 
 from mmcourse.data.text import Vocab
 from mmcourse.widgets.base import Explorer, image_for_imshow, new_figure, slider_style
@@ -103,7 +104,9 @@ def decoding_explorer(model, images, *, vocab: Vocab | None = None, references=N
     blank, cmap = image_for_imshow(images[0])
     extent = (-0.5, size - 0.5, size - 0.5, -0.5)
     picture = ax_img.imshow(blank, cmap=cmap, extent=extent)
-    overlay = ax_img.imshow(np.zeros((gh, gw)), cmap="inferno", alpha=0.55, vmin=0, extent=extent,
+    # α_t drawn over the image: attended regions stay bright, the rest is dimmed
+    dim = LinearSegmentedColormap.from_list("dim", [(0, 0, 0, 0.85), (0, 0, 0, 0.0)])
+    overlay = ax_img.imshow(np.zeros((gh, gw)), cmap=dim, vmin=0, vmax=1, extent=extent,
                             interpolation="bilinear")
     ax_img.set_xticks([])
     ax_img.set_yticks([])
