@@ -2,12 +2,17 @@
 
 * ``load_av_digits()`` -- AV-Digits: a real MNIST digit, a spoken digit (log-mel) and a text hint.
 * ``load_shapes()`` -- Shapes: a rendered scene of coloured shapes and its caption.
+* ``load_xor()`` -- XOR-Synergy: two vectors each carrying one bit; the label is their XOR.
+
+``mmcourse.data.quality`` corrupts any split (imbalance, missing modalities, noise, asymmetry,
+misalignment) without touching the clean data.
 """
 
 from mmcourse.data.base import ModalDataset, Splits, check_batch
 from mmcourse.data.text import Vocab, tokenize
 
-__all__ = ["ModalDataset", "Splits", "Vocab", "check_batch", "load_av_digits", "load_shapes", "tokenize"]
+__all__ = ["ModalDataset", "Splits", "Vocab", "check_batch", "load_av_digits", "load_shapes", "load_xor",
+           "tokenize"]
 
 
 def __getattr__(name: str):
@@ -19,4 +24,8 @@ def __getattr__(name: str):
         from mmcourse.data.shapes import load_shapes
 
         return load_shapes
+    if name == "load_xor":
+        from mmcourse.data.synergy import load_xor
+
+        return load_xor
     raise AttributeError(f"module 'mmcourse.data' has no attribute {name!r}")
