@@ -251,3 +251,74 @@ def test_decoding_explorer_attention_per_word(shapes, captioner):
         assert not np.allclose(later["attention"], state["attention"])
         assert later["words"][1] in ex.figure.axes[0].get_title()
     assert ex.update(word=19)["word"] == len(state["words"]) - 1
+
+
+# -------------------------------------------------------------------------------- fusion, quality
+@pytest.fixture(scope="module")
+def av_small(av_digits):
+    """120 test samples (image + audio) and two quickly trained fusion models."""
+    from mmcourse.models import make_fusion
+    from mmcourse.train import fit
+
+    train = av_digits.train.subset(slice(0, 600)).select(["image", "audio", "label"])
+    models = {}
+    for strategy in ("early", "late"):
+        models[strategy] = make_fusion(strategy, train, seed=0, width=8, dim=32)
+        fit(models[strategy], train, epochs=1, lr=3e-3, progress=False, seed=0)
+    return models, av_digits.test.subset(slice(0, 120)).select(["image", "audio", "label"])
+
+
+def test_fusion_explorer_matches_evaluate_on_corrupted_data(av_small):
+    from mmcourse.data import quality
+    from mmcourse.train import evaluate
+    from mmcourse.widgets import fusion_explorer
+
+    models, test = av_small
+    ex = fusion_explorer(models, test, n=120)
+    assert set(ex.controls["corruption"].options) == {
+        "image: Gaussian noise σ", "image: missing (fraction)", "audio: noise at SNR (dB)",
+        "audio: missing (fraction)"}
+    state = ex.update(strategy="late", corruption="audio: missing (fraction)", level=5)
+    want = evaluate(models["late"], quality.drop_modality(test, 1.0, modality="audio"))["accuracy"]
+    assert state["accuracy"] == pytest.approx(want) and state["level"] == 1.0
+    ax_curve = ex.figure.axes[0]
+    late = [line for line in ax_curve.lines if line.get_label() == "late"][0]
+    np.testing.assert_allclose(late.get_ydata(), state["curve"])
+    assert late.get_linewidth() > [x for x in ax_curve.lines if x.get_label() == "early"][0].get_linewidth()
+    audio_cells = [ax for ax in ex.figure.axes[1:] if ax.images and ax.images[0].get_cmap().name == "magma"]
+    assert audio_cells and not any(ax.images[0].get_visible() for ax in audio_cells)   # all missing
+    noisy = ex.update(corruption="image: Gaussian noise σ", level=5)
+    want = evaluate(models["late"], quality.gaussian_noise(test, 3.0, modality="image"))["accuracy"]
+    assert noisy["accuracy"] == pytest.approx(want)
+    assert "σ" in ax_curve.get_xlabel() and png_changed(ex, strategy="early")
+    with pytest.raises(ValueError, match="at least one trained model"):
+        fusion_explorer({}, test)
+
+
+def test_quality_explorer_is_exactly_the_corruption_pipeline(av_small):
+    from mmcourse.train import evaluate
+    from mmcourse.widgets import quality_explorer
+    from mmcourse.widgets.quality import corrupt
+
+    models, test = av_small
+    model = models["early"]
+    ex = quality_explorer(model, test, n=120, noise_levels=(0.0, 1.0, 2.0))
+    clean = ex.state
+    assert clean["counts"].min() == clean["counts"].max()          # ratio 1: balanced
+    for ratio, p, missing, k in [(10.0, 0.5, "image", 2), (4.0, 0.3, "audio", 1), (1.0, 1.0, "audio", 0)]:
+        state = ex.update(ratio=ratio, p_missing=p, missing=missing, noise=k)
+        ref = corrupt(test, (0.0, 1.0, 2.0)[k], ratio, p, noise_modality="image", missing_modality=missing)
+        assert state["n"] == len(ref)
+        assert state["accuracy"] == pytest.approx(evaluate(model, ref)["accuracy"], abs=1e-9)
+        want = np.bincount(ref.tensors["label"].numpy(), minlength=10)
+        np.testing.assert_array_equal(state["counts"], want)
+        np.testing.assert_allclose(bar_heights(ex.figure.axes[1]), state["recall"])
+    imb = ex.update(ratio=20.0, p_missing=0.0)
+    n_max = clean["counts"][0]                                       # a long tail from n_max ...
+    assert imb["counts"][0] == n_max and imb["counts"][-1] == max(1, round(n_max / 20))  # ... to n_max/20
+    assert list(imb["counts"]) == sorted(imb["counts"], reverse=True)
+    gone = ex.update(p_missing=1.0, missing="image")
+    assert not gone["present"].any()
+    assert all(ax.texts[0].get_visible() for ax in ex.figure.axes[2:] if ax.get_visible())
+    with pytest.raises(ValueError, match="noise_modality"):
+        quality_explorer(model, test, noise_modality="text")

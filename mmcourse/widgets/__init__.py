@@ -20,8 +20,10 @@ notebook cell with it to play. Its logic is a plain function of the control valu
 from mmcourse.widgets.attention import attention_explorer, record_attention
 from mmcourse.widgets.base import Explorer
 from mmcourse.widgets.decoding import decoding_explorer
+from mmcourse.widgets.fusion import fusion_explorer
+from mmcourse.widgets.quality import quality_explorer
 from mmcourse.widgets.retrieval import retrieval_explorer
 from mmcourse.widgets.softmax import softmax_explorer, softmax_with_temperature
 
-__all__ = ["Explorer", "attention_explorer", "decoding_explorer", "record_attention", "retrieval_explorer",
-           "softmax_explorer", "softmax_with_temperature"]
+__all__ = ["Explorer", "attention_explorer", "decoding_explorer", "fusion_explorer", "quality_explorer",
+           "record_attention", "retrieval_explorer", "softmax_explorer", "softmax_with_temperature"]
