@@ -140,8 +140,9 @@ def attention_explorer(model: nn.Module, inputs, *, labels: Sequence[Sequence[st
         q_name = q_labels[query]
         return {"weights": w, "scores": e, "row": w[query], "dots": e[query], "query": query,
                 "shape": (l_q, l_k),
-                "html": f"{layer}: query <b>{q_name}</b> attends most to key <b>{k_labels[top]}</b> "
-                        f"(α = {w[query, top]:.2f}); the row sums to {w[query].sum():.3f}"}
+                "html": f"example {example}, {layer}, head {head}: query <b>{q_name}</b> attends most "
+                        f"to key <b>{k_labels[top]}</b> (α = {w[query, top]:.2f}); the row sums to "
+                        f"{w[query].sum():.3f}"}
 
     return Explorer("attention", controls, draw, fig,
                     title="Attention: α = softmax(q·k / √d_k) per example, layer, head and query")

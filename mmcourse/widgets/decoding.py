@@ -132,8 +132,9 @@ def decoding_explorer(model, images, *, vocab: Vocab | None = None, references=N
                  "sample": f"sampling τ={temperature:.1f}, top-p={top_p:.2f}"}[method]
         ax_lp.set_title(f"{label}: log p(x | I) = {res['log_prob']:.2f}", fontsize=10)
         rows = [(label, res), ("greedy", greedy)] if method != "greedy" else [(label, res)]
-        lines = [f"<b>{html.escape(name)}</b>: “{html.escape(r['caption'])}” (log p = {r['log_prob']:.2f})"
-                 for name, r in rows]
+        lines = [f"image {image}"] + [
+            f"<b>{html.escape(name)}</b>: “{html.escape(r['caption'])}” (log p = {r['log_prob']:.2f})"
+            for name, r in rows]
         if references is not None:
             lines.append(f"<b>reference</b>: “{html.escape(references[image])}”")
         return {"caption": res["caption"], "words": words, "token_log_probs": lps,

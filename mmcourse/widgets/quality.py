@@ -136,9 +136,10 @@ def quality_explorer(model, data: ModalDataset, *, noise_modality: str = "image"
                          color="tab:green" if y[k] == y_hat[k] else "tab:red")
         return {"accuracy": acc, "macro_f1": macro.f1, "recall": per_class.recall, "counts": counts,
                 "n": len(final), "present": present,
-                "html": f"n = {len(final)} test samples ({counts.max()}:{counts.min()} largest:smallest "
-                        f"class), {missing} missing in {int((~present).sum())}, {noise_modality} noise "
-                        f"σ = {levels[noise]:g}: accuracy <b>{acc:.3f}</b>, macro-F1 <b>{macro.f1:.3f}</b>"}
+                "html": f"imbalance {ratio:.1f}: n = {len(final)} test samples ({counts.max()}:"
+                        f"{counts.min()} largest:smallest class), {missing} missing in "
+                        f"{int((~present).sum())}, {noise_modality} noise σ = {levels[noise]:g}: "
+                        f"accuracy <b>{acc:.3f}</b>, macro-F1 <b>{macro.f1:.3f}</b>"}
 
     return Explorer("quality", controls, draw, fig,
                     title="Data quality: imbalance, missing modalities, noise → samples and metrics")

@@ -25,13 +25,23 @@ DIRECTIONS = {"caption → images": "t2i", "image → captions": "i2t"}
 THUMBS = 8
 
 
-def retrieval_explorer(model, split, *, n: int = 200, thetas: int = 201) -> Explorer:
+def best_f1_threshold(curve) -> float:
+    """The θ of a ``precision_recall_curve_at_thresholds`` result with the best pooled
+    ``F1 = 2PR / (P + R)`` (the first one on ties)."""
+    p, r = np.asarray(curve.precision), np.asarray(curve.recall)
+    f1 = np.divide(2 * p * r, p + r, out=np.zeros_like(p), where=(p + r) > 0)
+    return float(np.asarray(curve.theta)[int(np.argmax(f1))])
+
+
+def retrieval_explorer(model, split, *, n: int = 200, thetas: int = 201,
+                       theta: float | None = None) -> Explorer:
     """Explore ``R(q, D)`` for a trained ``DualEncoder`` on the first ``n`` scenes of a Shapes
     ``split`` (keys ``image``, ``tokens``, ``label``; meta ``caption``). Every embedding, the
     similarity matrices and the pooled P/R curves are computed here, once.
 
     Controls: the direction (a caption searching images, or an image searching captions), the
-    query, and θ. The figure shows the query, the (up to 8) most similar retrieved items, green
+    query, and θ (starting at ``theta``, by default the caption → image θ with the best pooled
+    F1). The figure shows the query, the (up to 8) most similar retrieved items, green
     when relevant and red when not, and both the pooled and this query's P/R point on the curve.
     """
     sub = split.subset(slice(0, n))
@@ -49,7 +59,8 @@ def retrieval_explorer(model, split, *, n: int = 200, thetas: int = 201) -> Expl
         "direction": widgets.ToggleButtons(options=list(DIRECTIONS.items()), value="t2i",
                                            description="query"),
         "query": widgets.IntSlider(0, 0, len(sub) - 1, description="query #", **slider_style()),
-        "theta": widgets.FloatSlider(0.5, min=-1.0, max=1.0, step=0.02, description="θ",
+        "theta": widgets.FloatSlider(best_f1_threshold(curves["t2i"]) if theta is None else theta,
+                                     min=-1.0, max=1.0, step=0.01, description="θ",
                                      readout_format=".2f", **slider_style()),
     }
     fig = new_figure(11.0, 3.8)
@@ -120,7 +131,7 @@ def retrieval_explorer(model, split, *, n: int = 200, thetas: int = 201) -> Expl
         pr_title.set_text(f"θ = {theta:.2f}: P = {pooled.precision:.2f}, R = {pooled.recall:.2f} (pooled)")
         n_rel = int(relevant[query].sum())
         return {"retrieved": idx, "relevant_retrieved": int(sum(hits)), "pooled": pooled, "query_pr": mine,
-                "html": f"|R(q, D)| = {len(idx)} of {len(sub)} items above θ = {theta:.2f}; "
+                "html": f"query #{query}: |R(q, D)| = {len(idx)} of {len(sub)} items above θ = {theta:.2f}; "
                         f"{sum(hits)} of the {n_rel} relevant ones (same caption) are among them. "
                         f"This query: P = {mine.precision:.2f}, R = {mine.recall:.2f}. "
                         f"Showing the top {min(len(idx), THUMBS)}."}
