@@ -25,7 +25,7 @@ def shapes():
 
 
 def bar_heights(ax) -> np.ndarray:
-    return np.array([p.get_height() for p in ax.patches])
+    return np.array([p.get_height() for p in ax.patches if p.get_visible()])
 
 
 def png_changed(explorer: Explorer, **values) -> bool:
@@ -322,3 +322,16 @@ def test_quality_explorer_is_exactly_the_corruption_pipeline(av_small):
     assert all(ax.texts[0].get_visible() for ax in ex.figure.axes[2:] if ax.get_visible())
     with pytest.raises(ValueError, match="noise_modality"):
         quality_explorer(model, test, noise_modality="text")
+
+
+def test_best_f1_threshold():
+    from mmcourse import metrics
+    from mmcourse.widgets.retrieval import best_f1_threshold
+
+    sim = np.array([[0.9, 0.2, 0.6], [0.1, 0.8, 0.5]])
+    relevant = np.array([[True, False, False], [False, True, False]])
+    curve = metrics.precision_recall_curve_at_thresholds(sim, relevant, np.linspace(-1, 1, 201))
+    theta = best_f1_threshold(curve)
+    assert 0.6 <= theta < 0.8                              # exactly the two relevant pairs retrieved
+    point = metrics.precision_recall_at_threshold(sim, relevant, theta)
+    assert point.precision == 1.0 and point.recall == 1.0

@@ -101,6 +101,17 @@ def attention_explorer(model: nn.Module, inputs, *, labels: Sequence[Sequence[st
     fig = new_figure(11.0, 3.6)
     ax_map, ax_dot, ax_w = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.0, 1.3, 1.3]})
     fig.subplots_adjust(left=0.06, right=0.99, bottom=0.2, top=0.86, wspace=0.3)
+    # artists made once for the longest sequence; an update changes data, extents and visibility
+    max_k = max(r["weights"].shape[3] for r in records.values())
+    heatmap = ax_map.imshow(np.zeros((1, 1)), cmap="viridis", vmin=0, vmax=1, aspect="auto")
+    row_box = ax_map.add_patch(Rectangle((-0.5, -0.5), 1, 1, fill=False, ec="red", lw=1.5))
+    ax_map.set_ylabel("query i")
+    map_title = ax_map.set_title("", fontsize=10)
+    bars = {}
+    for ax in (ax_dot, ax_w):
+        bars[ax] = ax.bar(np.arange(max_k), np.zeros(max_k))
+        ax.axhline(0, color="black", lw=0.6)
+    ax_w.set_ylim(0, 1)
 
     def draw(fig, example: int, layer: str, head: int, query: int) -> dict:
         rec = records[layer]
@@ -117,25 +128,27 @@ def attention_explorer(model: nn.Module, inputs, *, labels: Sequence[Sequence[st
         k_labels = words[:l_k] if words is not None and l_q == l_k else [str(j) for j in range(l_k)]
         query = min(query, l_q - 1)
 
-        ax_map.clear()
-        ax_map.imshow(w, cmap="viridis", vmin=0, vmax=1, aspect="auto")
-        ax_map.add_patch(Rectangle((-0.5, query - 0.5), l_k, 1, fill=False, ec="red", lw=1.5))
+        heatmap.set_data(w)
+        heatmap.set_extent((-0.5, l_k - 0.5, l_q - 0.5, -0.5))
+        row_box.set_bounds(-0.5, query - 0.5, l_k, 1)
         step_q, step_k = max(1, l_q // 12), max(1, l_k // 12)
         ax_map.set_yticks(range(0, l_q, step_q), q_labels[::step_q], fontsize=7)
         ax_map.set_xticks(range(0, l_k, step_k), k_labels[::step_k], fontsize=7, rotation=90)
-        ax_map.set_title(f"α = softmax(e), head {head}", fontsize=10)
-        ax_map.set_ylabel("query i")
-        x = np.arange(l_k)
-        colours = np.where(allowed[query], "tab:blue", "lightgray")
+        map_title.set_text(f"α = softmax(e), head {head}")
         for ax, values, title in ((ax_dot, e[query], f"e_ij = q_i·k_j / √d_k  (query {query})"),
                                   (ax_w, w[query], f"α_ij (row {query} of the map)")):
-            ax.clear()
-            ax.bar(x, values, color=colours)
-            ax.axhline(0, color="black", lw=0.6)
+            for j, bar in enumerate(bars[ax]):
+                bar.set_visible(j < l_k)
+                if j < l_k:
+                    bar.set_height(values[j])
+                    bar.set_color("tab:blue" if allowed[query, j] else "lightgray")
+            ax.set_xlim(-0.5, l_k - 0.5)
             ax.set_xticks(range(0, l_k, step_k), k_labels[::step_k], fontsize=7, rotation=90)
             ax.set_title(title, fontsize=10)
             ax.set_xlabel("key j" + ("  (grey: masked)" if not allowed[query].all() else ""))
-        ax_w.set_ylim(0, 1)
+        low, high = min(float(e[query].min()), 0.0), max(float(e[query].max()), 0.0)
+        pad = 0.1 * (high - low) or 0.1
+        ax_dot.set_ylim(low - pad, high + pad)
         top = int(np.argmax(w[query]))
         q_name = q_labels[query]
         return {"weights": w, "scores": e, "row": w[query], "dots": e[query], "query": query,

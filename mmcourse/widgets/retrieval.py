@@ -87,7 +87,8 @@ def retrieval_explorer(model, split, *, n: int = 200, thetas: int = 201,
         ax.set_xticks([])
         ax.set_yticks([])
         art = ax.imshow(np.zeros_like(blank), cmap=None if blank.ndim == 3 else "gray")
-        txt = ax.text(0.5, 0.5, "", ha="center", va="center", fontsize=7, transform=ax.transAxes)
+        txt = ax.text(0.5, 0.5, "", ha="center", va="center", fontsize=9 if ax is ax_q else 7,
+                      transform=ax.transAxes)
         panels.append((ax, art, txt, ax.set_title("", fontsize=8)))
 
     def show_item(panel, index: int | None, kind: str, sim: float | None = None,
