@@ -124,6 +124,7 @@ def test_attention_explorer_follows_example_layer_head_query(decoder_and_tokens)
     ax_map, ax_dot, ax_w = ex.figure.axes
     n = len(labels[0])
     assert ex.state["shape"] == (n, n)                       # cropped to the caption's tokens
+    assert ex.state["query"] == n - 1 and "query <b>&lt;eos&gt;</b>" in ex.text.value  # escaped
     assert [t.get_text() for t in ax_map.get_yticklabels()] == labels[0]
     first = ax_map.images[0].get_array().copy()
 

@@ -12,6 +12,7 @@ products ``e_i·`` of the query with every key, and the resulting weights ``α_i
 
 from __future__ import annotations
 
+import html
 import math
 from collections.abc import Mapping, Sequence
 
@@ -96,7 +97,8 @@ def attention_explorer(model: nn.Module, inputs, *, labels: Sequence[Sequence[st
         "layer": widgets.Dropdown(options=names, value=names[0], description="layer",
                                   layout=widgets.Layout(width="280px")),
         "head": widgets.IntSlider(0, 0, heads - 1, description="head", **slider_style()),
-        "query": widgets.IntSlider(0, 0, max_q - 1, description="query i", **slider_style()),
+        # the last query position (clamped to each sequence) attends over the whole sequence
+        "query": widgets.IntSlider(max_q - 1, 0, max_q - 1, description="query i", **slider_style()),
     }
     fig = new_figure(11.0, 3.6)
     ax_map, ax_dot, ax_w = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1.0, 1.3, 1.3]})
@@ -150,11 +152,11 @@ def attention_explorer(model: nn.Module, inputs, *, labels: Sequence[Sequence[st
         pad = 0.1 * (high - low) or 0.1
         ax_dot.set_ylim(low - pad, high + pad)
         top = int(np.argmax(w[query]))
-        q_name = q_labels[query]
+        q_name, k_name = html.escape(q_labels[query]), html.escape(k_labels[top])
         return {"weights": w, "scores": e, "row": w[query], "dots": e[query], "query": query,
                 "shape": (l_q, l_k),
                 "html": f"example {example}, {layer}, head {head}: query <b>{q_name}</b> attends most "
-                        f"to key <b>{k_labels[top]}</b> (α = {w[query, top]:.2f}); the row sums to "
+                        f"to key <b>{k_name}</b> (α = {w[query, top]:.2f}); the row sums to "
                         f"{w[query].sum():.3f}"}
 
     return Explorer("attention", controls, draw, fig,
