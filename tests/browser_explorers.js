@@ -34,9 +34,24 @@ async function main() {
     await page.waitForSelector(idle, { timeout: 120000 });          // the kernel has started
     result.kernel_ready_s = (Date.now() - start) / 1000;
 
-    await page.locator(".lm-MenuBar-itemLabel", { hasText: /^Run$/ }).click();
-    await page.locator(".lm-Menu-itemLabel", { hasText: /^Run All Cells$/ }).click();
+    // Run > Run All Cells; a kernel that is still connecting can drop the request, so retry
+    // until a code cell shows [*] or an execution count
     const runStart = Date.now();
+    result.run_all_attempts = 0;
+    for (;;) {
+      result.run_all_attempts += 1;
+      await page.locator(".lm-MenuBar-itemLabel", { hasText: /^Run$/ }).click();
+      await page.locator(".lm-Menu-itemLabel", { hasText: /^Run All Cells$/ }).click();
+      try {
+        await page.waitForFunction(
+          () => [...document.querySelectorAll(".jp-CodeCell .jp-InputPrompt")]
+            .some((p) => /\[(\*|\d+)\]/.test(p.textContent)),
+          null, { timeout: 20000, polling: 250 });
+        break;
+      } catch (err) {
+        if (result.run_all_attempts >= 4) throw new Error("Run All Cells never started the cells");
+      }
+    }
     await page.waitForFunction(
       (n) => document.querySelectorAll(".mmcourse-explorer img").length >= n,
       cfg.explorers.length, { timeout: cfg.run_timeout_ms, polling: 500 });
