@@ -336,3 +336,21 @@ def test_best_f1_threshold():
     assert 0.6 <= theta < 0.8                              # exactly the two relevant pairs retrieved
     point = metrics.precision_recall_at_threshold(sim, relevant, theta)
     assert point.precision == 1.0 and point.recall == 1.0
+
+
+def test_gallery_notebook_and_browser_test_cover_every_explorer():
+    import json
+    from pathlib import Path
+
+    from test_browser import EXPLORERS
+
+    import mmcourse.widgets as w
+
+    names = sorted(n[: -len("_explorer")] for n in w.__all__ if n.endswith("_explorer"))
+    assert sorted(EXPLORERS) == names
+    root = Path(__file__).resolve().parents[1]
+    nb = json.loads((root / "docs" / "explorers.ipynb").read_text())
+    source = "\n".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code")
+    for name in names:
+        assert f"{name}_explorer(" in source, f"docs/explorers.ipynb does not show the {name} explorer"
+        assert (root / "docs" / "img" / f"explorer-{name}.png").exists()

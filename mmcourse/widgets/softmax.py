@@ -123,6 +123,9 @@ def softmax_explorer(scores, data=None, *, labels=None, class_names: Sequence[st
         h = entropy_bits(p)
         note.set_text(f"max P = {p.max():.3f}\nH = {h:.2f} bits")
         best = int(p.argmax())
+        right = best < c / 2                                  # keep the note clear of the tallest bar
+        note.set_position((0.98 if right else 0.02, 0.95))
+        note.set_horizontalalignment("right" if right else "left")
         told = "" if truth is None else f"; the true class is <b>{names[truth]}</b> (green)"
         return {"probabilities": p, "scores": row, "entropy_bits": h, "predicted": best,
                 "html": f"example {example}: predicted class <b>{names[best]}</b> with "
