@@ -10,7 +10,7 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("config", "data", "metrics", "models", "plots", "train")
+_SUBMODULES = ("config", "data", "metrics", "models", "plots", "robustness", "train")
 __all__ = ["__version__", *_SUBMODULES]
 
 

@@ -375,7 +375,8 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
         target: str = "label", device=None, amp: bool | None = None,
         clip_grad_norm: float | None = None, patience: int | None = None,
         monitor: str = "val_loss", checkpoint=None, retrain: bool = False, seed: int | None = 0,
-        progress: bool = True, desc: str | None = None) -> History:
+        progress: bool = True, desc: str | None = None,
+        after_backward: Callable[[nn.Module, Batch, object], None] | None = None) -> History:
     """Train ``model`` on ``train`` for ``epochs`` epochs and return its ``History``.
 
     ``train``/``val``: a ``ModalDataset`` (kept on the device), a ``DataLoader`` or any iterable
@@ -391,6 +392,10 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
 
     ``checkpoint``: a path. If it exists (and ``retrain`` is false) the weights and history are
     loaded and training is skipped; otherwise the trained model is saved there.
+
+    ``after_backward(model, batch, outputs)``, if given, is called after every backward pass and
+    before clipping and the optimizer step: a hook to rescale or perturb gradients (e.g. the
+    per-modality gradient modulation of ``mmcourse.robustness.OGMGE``).
     """
     if epochs < 1:
         raise ValueError(f"epochs must be >= 1, got {epochs}")
@@ -450,6 +455,8 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
                     loss = loss_fn(outputs, batch)
                 optimizer.zero_grad(set_to_none=True)
                 scaler.scale(loss).backward()
+                if after_backward is not None:
+                    after_backward(model, batch, outputs)
                 if clip_grad_norm is not None:
                     scaler.unscale_(optimizer)
                     nn.utils.clip_grad_norm_(model.parameters(), clip_grad_norm)

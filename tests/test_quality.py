@@ -99,6 +99,8 @@ def test_missing_modalities_are_masks_not_zeros(split):
     assert_same(out, split, ["image", "audio", "text", "label"])          # values untouched
     both = q.drop_modality(out, 0.5, modality="image", seed=1)           # masks combine by AND
     assert not (both.tensors["image_mask"] & ~mask).any()
+    where = torch.arange(len(split)) % 3 == 0
+    assert torch.equal(q.set_missing(split, where, modality="text").tensors["text_mask"], ~where)
     gone = q.remove_modality(split, modality="audio")
     assert not gone.tensors["audio_mask"].any() and "image_mask" not in gone
     assert q.drop_modality(split, 0.0, modality="text", seed=0).tensors["text_mask"].all()

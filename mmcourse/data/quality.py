@@ -14,8 +14,8 @@ The five families, with ``x`` a sample of modality ``m`` and ``y`` its label:
 * **missing modalities** -- a boolean mask ``batch[m + "_mask"]`` (1 = present) is *added*; the
   values stay as they were, so "absent" is never confused with "all zeros". ``drop_modality``
   drops each sample's ``m`` with probability ``p``; ``remove_modality`` drops it everywhere (a
-  sensor that died at test time); ``unpair`` keeps a fraction of fully paired samples and gives
-  every other sample only one modality.
+  sensor that died at test time), ``set_missing`` where a boolean says so; ``unpair`` keeps a
+  fraction of fully paired samples and gives every other sample only one modality.
 * **noise** -- images: ``gaussian_noise`` ``x + σε``, ``salt_and_pepper`` (a fraction of pixels set
   to the split's min or max), ``occlusion`` (a ``k×k`` square set to the split's min); audio (or any
   signal): ``noise_at_snr`` adds ``ε ~ N(0, P_x / 10^(SNR/10))`` with ``P_x`` the sample's power
@@ -45,10 +45,10 @@ from mmcourse.data.base import ModalDataset
 Corruption = Callable[..., ModalDataset]
 
 __all__ = [
-    "MASK_SUFFIX", "class_counts", "compose", "concat", "drop_modality", "fewer_samples", "gaussian_noise",
-    "imbalance", "label_noise", "mask_of", "noise_at_snr", "occlusion", "random_projection",
-    "remove_modality", "rescale", "resize", "salt_and_pepper", "shuffle_pairs", "time_shift",
-    "token_dropout", "token_substitution", "unpair",
+    "MASK_SUFFIX", "class_counts", "compose", "concat", "drop_modality", "fewer_samples",
+    "gaussian_noise", "imbalance", "label_noise", "mask_of", "noise_at_snr", "occlusion",
+    "random_projection", "remove_modality", "rescale", "resize", "salt_and_pepper", "set_missing",
+    "shuffle_pairs", "time_shift", "token_dropout", "token_substitution", "unpair",
 ]
 
 MASK_SUFFIX = "_mask"
@@ -217,6 +217,17 @@ def remove_modality(data: ModalDataset, *, modality: str) -> ModalDataset:
     data = _check_data(data, "remove_modality")
     _check_modality(data, modality, "remove_modality")
     return _with_mask(data, modality, torch.zeros(len(data), dtype=torch.bool))
+
+
+def set_missing(data: ModalDataset, where: Tensor, *, modality: str) -> ModalDataset:
+    """Mark ``modality`` absent at the samples where ``where`` (bool ``(N,)``) is True, e.g. the
+    pairs a detector flagged as mispaired."""
+    data = _check_data(data, "set_missing")
+    _check_modality(data, modality, "set_missing")
+    where = torch.as_tensor(where, dtype=torch.bool)
+    if where.shape != (len(data),):
+        raise ValueError(f"set_missing: where must have shape ({len(data)},), got {tuple(where.shape)}")
+    return _with_mask(data, modality, ~where)
 
 
 def unpair(data: ModalDataset, paired_fraction: float, *, modalities: Sequence[str] | None = None,
