@@ -283,9 +283,20 @@ def test_fusion_explorer_matches_evaluate_on_corrupted_data(av_small):
     want = evaluate(models["late"], quality.drop_modality(test, 1.0, modality="audio"))["accuracy"]
     assert state["accuracy"] == pytest.approx(want) and state["level"] == 1.0
     ax_curve = ex.figure.axes[0]
-    late = [line for line in ax_curve.lines if line.get_label() == "late"][0]
+    late = [line for line in ax_curve.lines if line.get_label().startswith("late ")][0]
+    early = [line for line in ax_curve.lines if line.get_label().startswith("early ")][0]
     np.testing.assert_allclose(late.get_ydata(), state["curve"])
-    assert late.get_linewidth() > [x for x in ax_curve.lines if x.get_label() == "early"][0].get_linewidth()
+    assert late.get_linewidth() > early.get_linewidth() and "ER=" in early.get_label()
+    # the same numbers as the robustness module's own sweep
+    from functools import partial
+
+    from mmcourse.robustness import robustness_curve
+
+    levels = [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]
+    drop_audio = partial(quality.drop_modality, modality="audio")
+    reference = robustness_curve(models["late"], test, drop_audio, levels)
+    np.testing.assert_allclose(state["curve"], reference.accuracy)
+    assert state["relative_robustness"] == pytest.approx(reference.relative_robustness())
     audio_cells = [ax for ax in ex.figure.axes[1:] if ax.images and ax.images[0].get_cmap().name == "magma"]
     assert audio_cells and not any(ax.images[0].get_visible() for ax in audio_cells)   # all missing
     noisy = ex.update(corruption="image: Gaussian noise σ", level=5)

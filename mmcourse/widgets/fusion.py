@@ -8,7 +8,9 @@ it, the explorer measures the test accuracy
 once, when it is built (the corruptions are those of ``mmcourse.data.quality``: Gaussian pixel
 noise, speech at a given SNR, a modality missing for a fraction of the samples). Moving the
 controls then only redraws: the robustness curves ``acc`` against the level, one per strategy,
-the chosen point, and a few corrupted test samples with the chosen model's predictions.
+with MultiBench's relative robustness ``RR = ∫ acc(t) dt`` and, against late fusion, effective
+robustness ``ER`` (``mmcourse.robustness.RobustnessCurve``), the chosen point, and a few corrupted
+test samples with the chosen model's predictions.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 
 from mmcourse.data import quality
 from mmcourse.data.base import ModalDataset
+from mmcourse.robustness import RobustnessCurve
 from mmcourse.train import evaluate
 from mmcourse.widgets.base import Explorer, as_numpy, image_for_imshow, new_figure, slider_style
 
@@ -48,7 +51,8 @@ def default_corruptions(modalities: Sequence[str], seed: int = 0) -> dict:
 def robustness_table(models: Mapping[str, object], data: ModalDataset, corruptions: Corruptions,
                      batch_size: int = 512) -> dict:
     """``{corruption: {"levels", "accuracy": {strategy: (L,)}, "predicted": {strategy: (L, N)},
-    "data": [corrupted split per level]}}``: every model evaluated at every level, once."""
+    "curves": {strategy: RobustnessCurve}, "data": [corrupted split per level]}}``: every model
+    evaluated at every level, once (the predictions are kept for the sample grid)."""
     table = {}
     for name, (corrupt, levels, _) in corruptions.items():
         splits = [corrupt(data, level) for level in levels]
@@ -57,7 +61,9 @@ def robustness_table(models: Mapping[str, object], data: ModalDataset, corruptio
             outs = [evaluate(model, s, batch_size=batch_size, return_outputs=True) for s in splits]
             acc[strategy] = np.array([o["accuracy"] for o in outs])
             pred[strategy] = np.stack([as_numpy(o["logits"]).argmax(1) for o in outs])
-        table[name] = {"levels": list(levels), "accuracy": acc, "predicted": pred, "data": splits}
+        curves = {s: RobustnessCurve(list(levels), a.tolist(), s) for s, a in acc.items()}
+        table[name] = {"levels": list(levels), "accuracy": acc, "predicted": pred, "data": splits,
+                       "curves": curves}
     return table
 
 
@@ -114,9 +120,14 @@ def fusion_explorer(models: Mapping[str, object], data: ModalDataset, *,
         level = min(level, len(levels) - 1)
         ax_curve.clear()
         xs = np.arange(len(levels))
+        baseline = rec["curves"].get("late")
         for name, acc in rec["accuracy"].items():
             bold = name == strategy
-            ax_curve.plot(xs, acc, "o-" if bold else ".-", lw=2.5 if bold else 1.0, label=name,
+            curve = rec["curves"][name]
+            label = f"{name} RR={curve.relative_robustness():.2f}"
+            if baseline is not None and name != "late":
+                label += f" ER={curve.effective_robustness(baseline):+.3f}"
+            ax_curve.plot(xs, acc, "o-" if bold else ".-", lw=2.5 if bold else 1.0, label=label,
                           alpha=1.0 if bold else 0.6, zorder=3 if bold else 2)
         acc = rec["accuracy"][strategy][level]
         ax_curve.plot([level], [acc], "o", ms=12, mfc="none", mec="black", mew=2, zorder=4)
@@ -142,6 +153,7 @@ def fusion_explorer(models: Mapping[str, object], data: ModalDataset, *,
                              color="tab:green" if ok else "tab:red")
         clean = rec["accuracy"][strategy][0]
         return {"accuracy": float(acc), "curve": rec["accuracy"][strategy], "level": levels[level],
+                "relative_robustness": rec["curves"][strategy].relative_robustness(),
                 "predicted": pred[:SAMPLES],
                 "html": f"<b>{strategy}</b> under <i>{corruption}</i> = {levels[level]:g}: accuracy "
                         f"{acc:.3f} (clean {clean:.3f}, n = {len(labels)}); best here: "
