@@ -365,3 +365,13 @@ def test_gallery_notebook_and_browser_test_cover_every_explorer():
     for name in names:
         assert f"{name}_explorer(" in source, f"docs/explorers.ipynb does not show the {name} explorer"
         assert (root / "docs" / "img" / f"explorer-{name}.png").exists()
+
+
+def test_importing_the_explorers_does_not_import_ipywidgets():
+    import subprocess
+    import sys
+
+    code = ("import sys, mmcourse.widgets.softmax, mmcourse.widgets.fusion, mmcourse.widgets.quality; "
+            "print('ipywidgets' in sys.modules, 'IPython' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "False"]

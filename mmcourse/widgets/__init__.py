@@ -18,7 +18,6 @@ notebook cell with it to play. Its logic is a plain function of the control valu
 """
 
 from mmcourse.widgets.attention import attention_explorer, record_attention
-from mmcourse.widgets.base import Explorer
 from mmcourse.widgets.decoding import decoding_explorer
 from mmcourse.widgets.fusion import fusion_explorer
 from mmcourse.widgets.quality import quality_explorer
@@ -27,3 +26,11 @@ from mmcourse.widgets.softmax import softmax_explorer, softmax_with_temperature
 
 __all__ = ["Explorer", "attention_explorer", "decoding_explorer", "fusion_explorer", "quality_explorer",
            "record_attention", "retrieval_explorer", "softmax_explorer", "softmax_with_temperature"]
+
+
+def __getattr__(name: str):
+    if name == "Explorer":  # made on first use: importing the package does not import ipywidgets
+        from mmcourse.widgets.base import _explorer_class
+
+        return _explorer_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

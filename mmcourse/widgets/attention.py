@@ -15,15 +15,17 @@ from __future__ import annotations
 import html
 import math
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
-import ipywidgets as widgets
 import numpy as np
 import torch
-from matplotlib.patches import Rectangle
 from torch import nn
 
 from mmcourse.models.attention import MultiHeadAttention
-from mmcourse.widgets.base import Explorer, new_figure, slider_style
+from mmcourse.widgets.base import make_explorer, new_figure, slider_style
+
+if TYPE_CHECKING:
+    from mmcourse.widgets.base import Explorer
 
 
 def _first_n(inputs, n: int):
@@ -83,6 +85,9 @@ def attention_explorer(model: nn.Module, inputs, *, labels: Sequence[Sequence[st
     ``labels[b]``: the tokens of example ``b`` (e.g. the words of a caption), used as tick labels
     of self-attention maps, which are cropped to ``len(labels[b])`` positions (padding hidden).
     """
+    import ipywidgets as widgets
+    from matplotlib.patches import Rectangle
+
     inputs = _first_n(inputs, max_examples)
     records = record_attention(model, inputs)
     names = list(records)
@@ -159,5 +164,5 @@ def attention_explorer(model: nn.Module, inputs, *, labels: Sequence[Sequence[st
                         f"to key <b>{k_name}</b> (α = {w[query, top]:.2f}); the row sums to "
                         f"{w[query].sum():.3f}"}
 
-    return Explorer("attention", controls, draw, fig,
+    return make_explorer("attention", controls, draw, fig,
                     title="Attention: α = softmax(q·k / √d_k) per example, layer, head and query")

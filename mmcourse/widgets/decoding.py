@@ -16,14 +16,16 @@ setting costs only a redraw.
 from __future__ import annotations
 
 import html
+from typing import TYPE_CHECKING
 
-import ipywidgets as widgets
 import numpy as np
 import torch
-from matplotlib.colors import LinearSegmentedColormap
 
 from mmcourse.data.text import Vocab
-from mmcourse.widgets.base import Explorer, image_for_imshow, new_figure, slider_style
+from mmcourse.widgets.base import image_for_imshow, make_explorer, new_figure, slider_style
+
+if TYPE_CHECKING:
+    from mmcourse.widgets.base import Explorer
 
 METHODS = {"greedy": "greedy", "beam search": "beam", "sampling": "sample"}
 
@@ -76,6 +78,9 @@ def decoding_explorer(model, images, *, vocab: Vocab | None = None, references=N
     """Explore the decoding of a trained ``Captioner`` on ``images`` ``(N, 3, S, S)`` (or a Shapes
     split, whose ``meta["caption"]`` become the references). The greedy captions of the first
     ``max_images`` images are decoded here, the others on demand and cached."""
+    import ipywidgets as widgets
+    from matplotlib.colors import LinearSegmentedColormap
+
     if hasattr(images, "tensors"):
         references = list(images.meta.get("caption", [])) if references is None else references
         images = images.tensors["image"]
@@ -141,5 +146,5 @@ def decoding_explorer(model, images, *, vocab: Vocab | None = None, references=N
                 "log_prob": res["log_prob"], "attention": alpha, "word": t,
                 "greedy_log_prob": greedy["log_prob"], "html": "<br>".join(lines)}
 
-    return Explorer("decoding", controls, draw, fig,
+    return make_explorer("decoding", controls, draw, fig,
                     title="Decoding: greedy vs beam search vs sampling, with log p and attention per word")

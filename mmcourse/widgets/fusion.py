@@ -17,15 +17,18 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
+from typing import TYPE_CHECKING
 
-import ipywidgets as widgets
 import numpy as np
 
 from mmcourse.data import quality
 from mmcourse.data.base import ModalDataset
 from mmcourse.robustness import RobustnessCurve
 from mmcourse.train import evaluate
-from mmcourse.widgets.base import Explorer, as_numpy, image_for_imshow, new_figure, slider_style
+from mmcourse.widgets.base import as_numpy, image_for_imshow, make_explorer, new_figure, slider_style
+
+if TYPE_CHECKING:
+    from mmcourse.widgets.base import Explorer
 
 #: name → (corruption(data, level), levels, modality it hits); a level's first value is "clean"
 Corruptions = Mapping[str, tuple[Callable[[ModalDataset, float], ModalDataset], Sequence[float], str]]
@@ -72,6 +75,8 @@ def fusion_explorer(models: Mapping[str, object], data: ModalDataset, *,
     """Accuracy of each trained fusion model in ``models`` (``{"early": model, "late": ...}``)
     on the first ``n`` samples of ``data`` under each corruption and level; ``corruptions``
     defaults to ``default_corruptions`` for the modalities all models read."""
+    import ipywidgets as widgets
+
     if not models:
         raise ValueError("fusion_explorer needs at least one trained model: {'early': model, ...}")
     modalities = sorted(set.intersection(*(set(m.modalities) for m in models.values())))
@@ -160,5 +165,5 @@ def fusion_explorer(models: Mapping[str, object], data: ModalDataset, *,
                         + ", ".join(f"{k} {v[level]:.3f}" for k, v in sorted(
                             rec["accuracy"].items(), key=lambda kv: -kv[1][level]))}
 
-    return Explorer("fusion", controls, draw, fig,
+    return make_explorer("fusion", controls, draw, fig,
                     title="Fusion under corruption: accuracy and robustness curves per strategy")

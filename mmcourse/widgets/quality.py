@@ -17,8 +17,8 @@ absent; an interaction only subsamples and looks them up. The result is exactly
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import ipywidgets as widgets
 import numpy as np
 import torch
 
@@ -26,7 +26,10 @@ from mmcourse import metrics
 from mmcourse.data import quality
 from mmcourse.data.base import ModalDataset
 from mmcourse.train import evaluate
-from mmcourse.widgets.base import Explorer, as_numpy, image_for_imshow, new_figure, slider_style
+from mmcourse.widgets.base import as_numpy, image_for_imshow, make_explorer, new_figure, slider_style
+
+if TYPE_CHECKING:
+    from mmcourse.widgets.base import Explorer
 
 GRID = (2, 4)
 
@@ -45,6 +48,8 @@ def quality_explorer(model, data: ModalDataset, *, noise_modality: str = "image"
     """Explore a trained joint classifier ``model`` on the first ``n`` samples of ``data`` under
     class imbalance (``n_max / n_min``), a missing modality (the fraction of samples without it)
     and Gaussian noise of std ``σ`` on ``noise_modality`` (σ from ``noise_levels``)."""
+    import ipywidgets as widgets
+
     modalities = list(model.modalities)
     if noise_modality not in modalities:
         raise ValueError(f"noise_modality {noise_modality!r} is not one of the model's {modalities}")
@@ -141,5 +146,5 @@ def quality_explorer(model, data: ModalDataset, *, noise_modality: str = "image"
                         f"{int((~present).sum())}, {noise_modality} noise σ = {levels[noise]:g}: "
                         f"accuracy <b>{acc:.3f}</b>, macro-F1 <b>{macro.f1:.3f}</b>"}
 
-    return Explorer("quality", controls, draw, fig,
+    return make_explorer("quality", controls, draw, fig,
                     title="Data quality: imbalance, missing modalities, noise → samples and metrics")

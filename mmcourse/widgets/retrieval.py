@@ -13,13 +13,16 @@ trades recall for precision, and the point slides along the precision/recall cur
 from __future__ import annotations
 
 import textwrap
+from typing import TYPE_CHECKING
 
-import ipywidgets as widgets
 import numpy as np
 
 from mmcourse import metrics
 from mmcourse.models.retrieval import embed_dataset, retrieve
-from mmcourse.widgets.base import Explorer, image_for_imshow, new_figure, slider_style
+from mmcourse.widgets.base import image_for_imshow, make_explorer, new_figure, slider_style
+
+if TYPE_CHECKING:
+    from mmcourse.widgets.base import Explorer
 
 DIRECTIONS = {"caption → images": "t2i", "image → captions": "i2t"}
 THUMBS = 8
@@ -44,6 +47,8 @@ def retrieval_explorer(model, split, *, n: int = 200, thetas: int = 201,
     F1). The figure shows the query, the (up to 8) most similar retrieved items, green
     when relevant and red when not, and both the pooled and this query's P/R point on the curve.
     """
+    import ipywidgets as widgets
+
     sub = split.subset(slice(0, n))
     image_emb, text_emb = embed_dataset(model, sub)
     labels = sub.tensors["label"].numpy()
@@ -137,6 +142,6 @@ def retrieval_explorer(model, split, *, n: int = 200, thetas: int = 201,
                         f"This query: P = {mine.precision:.2f}, R = {mine.recall:.2f}. "
                         f"Showing the top {min(len(idx), THUMBS)}."}
 
-    return Explorer("retrieval", controls, draw, fig,
+    return make_explorer("retrieval", controls, draw, fig,
                     title="Retrieval: R(q, D) = {d : sim(q, d) > θ} and the precision/recall trade-off")
 

@@ -12,11 +12,14 @@ score by ``Δ`` multiplies its unnormalised probability by ``exp(Δ / T)``.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-import ipywidgets as widgets
 import numpy as np
 
-from mmcourse.widgets.base import Explorer, as_numpy, new_figure, slider_style
+from mmcourse.widgets.base import as_numpy, make_explorer, new_figure, slider_style
+
+if TYPE_CHECKING:
+    from mmcourse.widgets.base import Explorer
 
 
 def softmax_with_temperature(scores, temperature: float = 1.0, shift: Sequence[float] | None = None
@@ -66,6 +69,8 @@ def softmax_explorer(scores, data=None, *, labels=None, class_names: Sequence[st
     taken from ``data`` with a model) marks the true class. Controls: the example, the
     temperature ``T``, and a shift ``Δ`` added to one chosen class's score.
     """
+    import ipywidgets as widgets
+
     s, y = _scores_from(scores, data)
     if labels is not None:
         y = as_numpy(labels).astype(np.int64)
@@ -131,4 +136,5 @@ def softmax_explorer(scores, data=None, *, labels=None, class_names: Sequence[st
                 "html": f"example {example}: predicted class <b>{names[best]}</b> with "
                         f"P = {p[best]:.3f}{told}"}
 
-    return Explorer("softmax", controls, draw, fig, title="Softmax: scores and temperature → P(y | x1, x2)")
+    return make_explorer("softmax", controls, draw, fig,
+                         title="Softmax: scores and temperature → P(y | x1, x2)")
