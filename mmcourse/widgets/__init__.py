@@ -1,0 +1,36 @@
+"""Interactive explorers (ipywidgets + matplotlib), one per chapter idea.
+
+Each ``*_explorer(...)`` function returns an ``Explorer`` widget (an ``ipywidgets.VBox``): end a
+notebook cell with it to play. Its logic is a plain function of the control values, so tests
+(and you) can drive it without a browser: ``ex.update(temperature=2.0)`` returns what it shows.
+
+* ``softmax_explorer``   -- scores and temperature → ``P(y | x1, x2)`` (chapter 05)
+* ``attention_explorer`` -- attention maps per example / layer / head, and the query-key dot
+  products behind them (chapter 04)
+* ``retrieval_explorer`` -- a query, a threshold θ, the retrieved set ``R(q, D)`` and its point on
+  the precision/recall curve (chapter 07)
+* ``decoding_explorer``  -- greedy vs beam search vs sampling (temperature, top-p), with
+  log-probabilities and the attention map of every generated word (chapter 08)
+* ``fusion_explorer``    -- fusion strategy × corruption level → accuracy, robustness curves
+  (chapters 06, 09)
+* ``quality_explorer``   -- class imbalance, missing modalities, noise → samples and metrics
+  (chapter 09)
+"""
+
+from mmcourse.widgets.attention import attention_explorer, record_attention
+from mmcourse.widgets.decoding import decoding_explorer
+from mmcourse.widgets.fusion import fusion_explorer
+from mmcourse.widgets.quality import quality_explorer
+from mmcourse.widgets.retrieval import retrieval_explorer
+from mmcourse.widgets.softmax import softmax_explorer, softmax_with_temperature
+
+__all__ = ["Explorer", "attention_explorer", "decoding_explorer", "fusion_explorer", "quality_explorer",
+           "record_attention", "retrieval_explorer", "softmax_explorer", "softmax_with_temperature"]
+
+
+def __getattr__(name: str):
+    if name == "Explorer":  # made on first use: importing the package does not import ipywidgets
+        from mmcourse.widgets.base import _explorer_class
+
+        return _explorer_class()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
