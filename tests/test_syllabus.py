@@ -1,0 +1,49 @@
+"""The README's syllabus, the notebook files and the exercise files tell the same story."""
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+NOTEBOOKS = sorted(p.name for p in (ROOT / "notebooks").glob("*.ipynb"))
+ROW = re.compile(r"^\|\s*(\d\d)\s*\|\s*\[(\w+)\]\((notebooks/[\w.]+)\)\s*\|\s*(.*?)\s*\|\s*(.+?)\s*\|\s*$")
+LINK = re.compile(r"\[[^\]]+\]\(([^)]+)\)")
+
+
+def _syllabus_rows() -> list[tuple[str, str, str, str]]:
+    text = (ROOT / "README.md").read_text()
+    section = text.split("## Syllabus", 1)[1].split("\n## ", 1)[0]
+    rows = [ROW.match(line) for line in section.splitlines()]
+    return [(m[1], m[2], m[3], m[4]) for m in rows if m]
+
+
+def test_notebooks_are_numbered_in_reading_order():
+    numbers = [name[:2] for name in NOTEBOOKS]
+    assert numbers == [f"{i:02d}" for i in range(len(NOTEBOOKS))], NOTEBOOKS
+    assert all(re.fullmatch(r"\d\d_[a-z0-9_]+\.ipynb", name) for name in NOTEBOOKS), NOTEBOOKS
+    assert len(NOTEBOOKS) == 11, "the course has chapters 00-10"
+
+
+def test_readme_syllabus_lists_every_notebook_once_in_order():
+    rows = _syllabus_rows()
+    assert [f"notebooks/{n}" for n in NOTEBOOKS] == [path for _, _, path, _ in rows]
+    for number, label, path, _ in rows:
+        name = Path(path).stem
+        assert name.startswith(number + "_") and name[3:] == label, (number, label, path)
+
+
+def test_readme_syllabus_links_each_chapter_to_its_exercise_and_solution():
+    for number, _, path, exercise_cell in _syllabus_rows():
+        links = LINK.findall(exercise_cell)
+        if number in ("00", "01"):
+            assert not links, f"chapter {number} has no graded exercise"
+            continue
+        name = Path(path).name
+        assert links == [f"exercises/{name}", f"solutions/{name}"], (number, links)
+        for link in links:
+            assert (ROOT / link).is_file(), f"README links {link}, which does not exist"
+
+
+def test_every_exercise_belongs_to_a_chapter():
+    for folder in ("exercises", "solutions"):
+        names = sorted(p.name for p in (ROOT / folder).glob("*.ipynb"))
+        assert names == NOTEBOOKS[2:], (folder, names)
