@@ -19,6 +19,7 @@ are also copied (palette-compressed) to ``docs/img/``, the pictures the README s
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import secrets
@@ -99,6 +100,14 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def _course_module():
+    """``course.py`` (the repository's entry script) as a module, for its ``hermetic_env``."""
+    spec = importlib.util.spec_from_file_location("course", ROOT / "course.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def write_lab_settings(folder: Path) -> None:
     """JupyterLab user settings: every cell attached to the page (no windowing), the notebook's
     kernel started without asking, no news."""
@@ -118,21 +127,13 @@ def start_jupyter_lab(root: Path, scratch: Path, port: int, token: str) -> subpr
     assert binary.exists(), f"jupyter-lab is not installed beside {sys.executable}"
     settings = scratch / "lab-settings"
     write_lab_settings(settings)
-    env = {
-        **os.environ,
+    env = _course_module().hermetic_env(scratch)  # the same Jupyter isolation as `course.py test`
+    env.update({
         "PYTHONPATH": os.pathsep.join([str(ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]),
-        "MPLBACKEND": "Agg",
         "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1"),
-        "PYTHONHASHSEED": "0",
-        # hermetic: nothing from the user's Jupyter set-up, whether or not course.py set these
-        "JUPYTER_CONFIG_DIR": str(scratch / "jupyter-config"),
-        "JUPYTER_RUNTIME_DIR": str(scratch / "jupyter-runtime"),
-        "JUPYTER_DATA_DIR": str(scratch / "jupyter-data"),
-        "IPYTHONDIR": str(scratch / "ipython"),
-        "MPLCONFIGDIR": str(scratch / "matplotlib"),
         "JUPYTERLAB_SETTINGS_DIR": str(settings),
         "JUPYTERLAB_WORKSPACES_DIR": str(scratch / "lab-workspaces"),
-    }
+    })
     log = open(scratch / "jupyter-lab.log", "w")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
         [str(binary), "--no-browser", "--ip=127.0.0.1", f"--port={port}",
