@@ -14,8 +14,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from mmcourse.config import seeded
 from mmcourse.data.base import Splits
-from mmcourse.models import BagOfWords, ConvEncoder, UnimodalClassifier
+from mmcourse.models.cnn import UnimodalClassifier
+from mmcourse.models.encoders import encoder_for
 from mmcourse.train import evaluate, fit
 
 #: epochs per modality that reach a plateau on AV-Digits within a few seconds on a CPU
@@ -23,17 +25,15 @@ EPOCHS = {"image": 8, "audio": 8, "text": 15}
 
 
 def unimodal_model(modality: str, splits: Splits, seed: int = 0) -> UnimodalClassifier:
-    """A small classifier for one AV-Digits modality (CNN for image/audio, bag of words for text)."""
-    torch.manual_seed(seed)
-    sample = splits.train.tensors
-    if modality in ("image", "audio"):
-        _, c, h, w = sample[modality].shape
-        encoder = ConvEncoder(c, (h, w), width=16, out_dim=64, dropout=0.25)
-    elif modality == "text":
-        encoder = BagOfWords(len(splits.info["vocab"]), dim=32, out_dim=64)
-    else:
+    """A small classifier for one AV-Digits modality, on the encoder every fusion strategy uses
+    for it (``encoder_for``: a CNN for image/audio, a bag of words for text). ``seed`` sets the
+    initial weights without touching the global RNG."""
+    if modality not in ("image", "audio", "text"):
         raise KeyError(f"unknown AV-Digits modality {modality!r}; expected 'image', 'audio' or 'text'")
-    return UnimodalClassifier(encoder, modality, num_classes=10)
+    example = splits.train.tensors[modality][:2]
+    with seeded(seed):
+        encoder = encoder_for(example, 64, vocab_size=len(splits.info["vocab"]), width=16)
+        return UnimodalClassifier(encoder, modality, num_classes=10)
 
 
 def product_of_experts(logits: list[Tensor]) -> Tensor:

@@ -4,6 +4,8 @@ Everything the notebooks and tests need to run the same way twice:
 
 * ``seed_everything(seed)`` seeds Python's ``random``, NumPy and PyTorch, and switches PyTorch to
   deterministic algorithms, so a seeded run on the CPU is bit-identical from run to run.
+* ``seeded(seed)`` is a ``with`` block that builds something reproducibly (a model's initial
+  weights) without reseeding the caller's global RNG.
 * ``device()`` picks where tensors live: ``cuda`` > ``mps`` > ``cpu``, unless the environment
   variable ``MMCOURSE_DEVICE`` names one.
 * ``profile()`` reads ``MMCOURSE_PROFILE``: ``default`` is what the committed notebooks and CI
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -46,6 +49,21 @@ def seed_everything(seed: int = DEFAULT_SEED, *, deterministic: bool = True) -> 
         torch.backends.cudnn.benchmark = False
         torch.use_deterministic_algorithms(True, warn_only=True)
     return seed
+
+
+@contextmanager
+def seeded(seed: int | None):
+    """Run a block (e.g. building a model) with PyTorch's RNG seeded by ``seed``, then put the
+    global RNG back as it was: the block is reproducible and the caller's random stream is
+    untouched. ``seed=None`` runs the block on the global RNG as it is."""
+    import torch
+
+    if seed is None:
+        yield
+        return
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(seed))
+        yield
 
 
 def _mps_available() -> bool:

@@ -28,20 +28,22 @@ import torch
 from torch import Tensor, nn
 
 from mmcourse.data.base import ModalDataset
-from mmcourse.train import _logits, iterate_batches
+from mmcourse.tensors import model_device
+from mmcourse.train import iterate_batches
+from mmcourse.train.objective import check_output
 
 __all__ = ["modality_ablation", "saliency"]
 
 
-def _model_device(model: nn.Module) -> torch.device:
-    return next((p.device for p in model.parameters()), torch.device("cpu"))
+def _logits(model: nn.Module, batch) -> Tensor:
+    return check_output(model, model(batch)).logits
 
 
 def saliency(model: nn.Module, batch: Mapping[str, Tensor], modality: str = "image",
              target: int | Tensor | None = None, *, absolute: bool = True) -> Tensor:
     """``|∂ s_c(x) / ∂ x_m|`` for every sample of ``batch``, shape ``batch[modality].shape``.
 
-    ``model(batch)`` must return logits ``(B, C)`` (or a dict with ``"logits"``). ``target``: the
+    ``model(batch)`` must return a ``ModelOutput`` with logits ``(B, C)``. ``target``: the
     class ``c`` -- an int for every sample, a ``(B,)`` tensor, or ``None`` for each sample's
     predicted class ``argmax_c s_c(x)``. ``absolute=False`` returns the signed gradient. The
     model runs in eval mode (no dropout; samples do not interact, so summing the scores of the
@@ -58,7 +60,7 @@ def saliency(model: nn.Module, batch: Mapping[str, Tensor], modality: str = "ima
             f"saliency needs a float modality to differentiate, but {modality!r} is {x.dtype} "
             "(token ids have no gradient; ablate them instead)"
         )
-    dev = _model_device(model)
+    dev = model_device(model)
     x = x.detach().to(dev).clone().requires_grad_(True)
     inputs = {k: (v.to(dev) if isinstance(v, Tensor) else v) for k, v in batch.items()}
     inputs[modality] = x
@@ -66,7 +68,7 @@ def saliency(model: nn.Module, batch: Mapping[str, Tensor], modality: str = "ima
     model.eval()
     try:
         with torch.enable_grad():
-            scores = _logits(model(inputs))
+            scores = _logits(model, inputs)
             if not isinstance(scores, Tensor) or scores.dim() != 2 or scores.shape[0] != x.shape[0]:
                 got = tuple(scores.shape) if isinstance(scores, Tensor) else type(scores).__name__
                 raise ValueError(f"saliency expects the model to return logits ({x.shape[0]}, C), got {got}")
@@ -89,11 +91,11 @@ def saliency(model: nn.Module, batch: Mapping[str, Tensor], modality: str = "ima
 @torch.no_grad()
 def _accuracy_with(model: nn.Module, data: ModalDataset, absent: Sequence[str], target: str,
                    batch_size: int) -> float:
-    dev = _model_device(model)
+    dev = model_device(model)
     correct = total = 0
     for batch in iterate_batches(data, batch_size, dev=dev):
         batch = {**batch, **{m: None for m in absent}}
-        pred = _logits(model(batch)).argmax(dim=1)
+        pred = _logits(model, batch).argmax(dim=1)
         correct += int((pred == batch[target]).sum())
         total += len(pred)
     return correct / total
@@ -119,7 +121,7 @@ def modality_ablation(model: nn.Module, data: ModalDataset, modalities: Sequence
     was_training = model.training
     model.eval()
     try:
-        data = data.to(_model_device(model))
+        data = data.to(model_device(model))
         full = _accuracy_with(model, data, (), target, batch_size)
         without = {m: _accuracy_with(model, data, (m,), target, batch_size) for m in modalities}
         alone = {m: _accuracy_with(model, data, [o for o in modalities if o != m], target, batch_size)

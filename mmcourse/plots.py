@@ -10,6 +10,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from mmcourse.tensors import to_numpy
+
 
 def _grid(n: int, ncols: int, size: tuple[float, float]):
     import matplotlib.pyplot as plt
@@ -25,16 +27,10 @@ def _grid(n: int, ncols: int, size: tuple[float, float]):
     return fig, axes.flat
 
 
-def _as_numpy(x) -> np.ndarray:
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
 def show_images(images, titles: Sequence[str] | None = None, ncols: int = 8,
                 cmap: str = "gray", size: tuple[float, float] = (1.3, 1.5)):
     """A grid of images ``(N, C, H, W)`` or ``(N, H, W)``; RGB when ``C == 3``."""
-    images = _as_numpy(images)
+    images = to_numpy(images)
     if images.ndim == 4 and images.shape[1] in (1, 3):
         images = images.transpose(0, 2, 3, 1)
         if images.shape[-1] == 1:
@@ -55,7 +51,7 @@ def show_images(images, titles: Sequence[str] | None = None, ncols: int = 8,
 def show_spectrograms(specs, titles: Sequence[str] | None = None, ncols: int = 8,
                       size: tuple[float, float] = (1.4, 1.5)):
     """A grid of log-mel spectrograms ``(N, 1, mels, frames)``: time → right, frequency ↑."""
-    specs = _as_numpy(specs)
+    specs = to_numpy(specs)
     if specs.ndim == 4:
         specs = specs[:, 0]
     if specs.ndim != 3:
@@ -78,9 +74,9 @@ def show_av_digits(split, n: int = 6):
     fig, axes = plt.subplots(2, n, figsize=(1.9 * n, 4.0), squeeze=False)
     for i in range(n):
         y = int(split.tensors["label"][i])
-        axes[0, i].imshow(_as_numpy(split.tensors["image"][i, 0]), cmap="gray")
+        axes[0, i].imshow(to_numpy(split.tensors["image"][i, 0]), cmap="gray")
         axes[0, i].set_title(f"label {y}", fontsize=9)
-        axes[1, i].imshow(_as_numpy(split.tensors["audio"][i, 0]), origin="lower",
+        axes[1, i].imshow(to_numpy(split.tensors["audio"][i, 0]), origin="lower",
                           aspect="auto", cmap="magma")
         hint = split.meta["hint"][i].replace(" and ", "\nand ")
         axes[1, i].set_title(f'"{hint}"', fontsize=7)

@@ -55,7 +55,7 @@ from torch import Tensor, nn
 
 from mmcourse.data.base import ModalDataset
 from mmcourse.data.quality import MASK_SUFFIX, class_counts, concat, mask_of
-from mmcourse.train import _model_loss, classification_loss, evaluate
+from mmcourse.train import evaluate
 
 __all__ = [
     "OGMGE", "ModalityDropout", "RidgeImputer", "RobustnessCurve", "augment", "class_weights",
@@ -77,16 +77,12 @@ def class_weights(labels: Tensor, num_classes: int | None = None) -> Tensor:
     return (len(labels) / (len(counts) * counts)).float()
 
 
-def _logits_of(outputs) -> Tensor:
-    return outputs["logits"] if isinstance(outputs, Mapping) else outputs
-
-
 def weighted_cross_entropy(weights: Tensor, target: str = "label"):
     """A ``fit`` loss: ``Σ_i w_{y_i} CE(s_i, y_i) / Σ_i w_{y_i}`` (PyTorch's ``weight=``)."""
     weights = torch.as_tensor(weights, dtype=torch.float32)
 
     def loss_fn(outputs, batch) -> Tensor:
-        logits = _logits_of(outputs).float()
+        logits = outputs.logits.float()
         return F.cross_entropy(logits, batch[target], weight=weights.to(logits.device))
 
     return loss_fn
@@ -99,7 +95,7 @@ def focal_loss(gamma: float = 2.0, alpha: Tensor | None = None, target: str = "l
     alpha = None if alpha is None else torch.as_tensor(alpha, dtype=torch.float32)
 
     def loss_fn(outputs, batch) -> Tensor:
-        logits = _logits_of(outputs).float()
+        logits = outputs.logits.float()
         y = batch[target]
         logp = torch.log_softmax(logits, dim=-1).gather(1, y[:, None]).squeeze(1)
         per_sample = -((1 - logp.exp()) ** float(gamma)) * logp
@@ -202,7 +198,8 @@ class RidgeImputer:
 class ModalityDropout(nn.Module):
     """Wrap a fusion model: in training, each modality of each sample is absent with probability
     ``p`` (its ``m_mask`` set to False; at least one modality kept per sample). In evaluation the
-    wrapper is transparent. The wrapped model's own ``loss`` (if any) is used for training."""
+    wrapper is transparent. The wrapped model's ``ModelOutput`` is returned as it is (its own
+    loss and auxiliary heads included), so ``fit()`` trains it exactly as the bare model."""
 
     def __init__(self, model: nn.Module, p: float = 0.3, modalities: Sequence[str] | None = None):
         super().__init__()
@@ -225,10 +222,6 @@ class ModalityDropout(nn.Module):
                 old = batch.get(m + MASK_SUFFIX)
                 batch[m + MASK_SUFFIX] = keep[:, j] if old is None else keep[:, j] & old.bool()
         return self.model(batch)
-
-    def loss(self, outputs, batch) -> Tensor:
-        inner = _model_loss(self.model)
-        return inner(outputs, batch) if inner is not None else classification_loss()(outputs, batch)
 
 
 # --------------------------------------------------------------------------------------------
@@ -294,9 +287,9 @@ class OGMGE:
     """On-the-fly gradient modulation (+ generalisation enhancement), as an ``after_backward`` hook
     for ``fit``: ``fit(model, ..., optimizer=SGD(...), after_backward=OGMGE(alpha=1.0))``.
 
-    ``model`` must expose per-modality scores of its last forward pass in ``model.modality_scores``
-    (``LateFusion`` does) and its branches in ``model.encoders[m]`` / ``model.heads[m]``. Each step
-    computes ``k_m = 1 − tanh(α · max(ρ_m − 1, 0))`` (see the module docstring) and multiplies the
+    The model's output must carry per-modality scores in ``outputs.extras["modality_scores"]``
+    (``LateFusion``'s does) and the model its branches in ``model.encoders[m]`` /
+    ``model.heads[m]``. Each step computes ``k_m = 1 − tanh(α · max(ρ_m − 1, 0))`` (see the module docstring) and multiplies the
     gradients of modality ``m``'s branch by it; with ``ge=True`` the slowed branch also gets noise
     ``N(0, std(g)²)``. ``history`` records ``{m: k_m}`` for every step, ``ratios`` the ``ρ_m``.
     """
@@ -323,10 +316,11 @@ class OGMGE:
         return k, rho
 
     def __call__(self, model: nn.Module, batch, outputs) -> None:
-        scores = getattr(model, "modality_scores", None)
+        scores = outputs.extras.get("modality_scores")
         if not scores:
-            raise TypeError(f"OGMGE needs a model with per-modality scores (LateFusion); "
-                            f"{type(model).__name__} has no modality_scores")
+            raise TypeError(f"OGMGE needs per-modality scores in the model's output "
+                            f"(extras['modality_scores'], as LateFusion gives); "
+                            f"{type(model).__name__}'s output has none")
         k, rho = self.coefficients(scores, batch[self.target])
         self.history.append(k)
         self.ratios.append(rho)

@@ -1,10 +1,15 @@
 """The course's models, one readable file per idea; each docstring states its formula.
 
-``cnn`` (dense layer, convolution as unfold + matmul, encoders), ``rnn`` (Elman and GRU cells,
-sequence encoders), ``attention`` (scaled dot-product, multi-head, additive), ``fusion`` (early,
-late, cross-attention, tensor, gated), ``retrieval`` (dual encoder, InfoNCE, R(q, D)) and
-``captioning`` (attention captioner, greedy / beam / sampling) and ``transformer_captioning``
-(the same captioner with a causal transformer decoder).
+Every model takes a batch dict and returns one ``ModelOutput`` (``output``).
+
+* ``cnn``: dense layer, convolution as unfold + matmul, encoders; ``rnn``: Elman and GRU cells,
+  sequence encoders; ``attention``: scaled dot-product, multi-head, additive, a tiny GPT;
+* ``encoders``: one encoder per modality, shared by baselines and fusions; ``joint``: the joint
+  classifier interface; ``fusion``: early, late, voting, tensor, gated;
+  ``cross_attention_fusion``: end-to-end fusion;
+* ``retrieval``: dual encoder, InfoNCE, R(q, D); ``captioning``: the attention captioner;
+  ``decoding``: greedy / beam / sampling over any captioner; ``transformer_captioning``: the
+  same captioner with a causal transformer decoder.
 """
 
 from mmcourse.models.attention import (
@@ -16,7 +21,7 @@ from mmcourse.models.attention import (
     scaled_dot_product_attention,
 )
 from mmcourse.models.bow import BagOfWords
-from mmcourse.models.captioning import Captioner, caption_report, encode_captions, filter_logits
+from mmcourse.models.captioning import Captioner, CaptionModel, encode_captions
 from mmcourse.models.cnn import (
     ConvEncoder,
     Dense,
@@ -26,25 +31,21 @@ from mmcourse.models.cnn import (
     image_encoder,
     spectrogram_encoder,
 )
+from mmcourse.models.cross_attention_fusion import CrossAttentionFusion
+from mmcourse.models.decoding import Decoded, filter_logits
+from mmcourse.models.encoders import VectorEncoder, encoder_for
 from mmcourse.models.fusion import (
     STRATEGIES,
-    CrossAttentionFusion,
     EarlyFusion,
     GatedFusion,
-    JointClassifier,
     LateFusion,
     TensorFusion,
     count_parameters,
     make_fusion,
 )
-from mmcourse.models.retrieval import (
-    DualEncoder,
-    info_nce,
-    retrieval_report,
-    retrieve,
-    top_k,
-    winoground_scores,
-)
+from mmcourse.models.joint import JointClassifier
+from mmcourse.models.output import ModelOutput
+from mmcourse.models.retrieval import DualEncoder, embed_dataset, info_nce, retrieve, top_k
 from mmcourse.models.rnn import (
     ElmanCell,
     Frames,
@@ -58,13 +59,13 @@ from mmcourse.models.rnn import (
 from mmcourse.models.transformer_captioning import TransformerCaptioner, captioner_for
 
 __all__ = [
-    "AdditiveAttention", "BagOfWords", "Captioner", "ConvEncoder", "CrossAttentionFusion", "Dense",
+    "AdditiveAttention", "BagOfWords", "CaptionModel", "Captioner", "Decoded", "ModelOutput",
+    "VectorEncoder", "embed_dataset", "encoder_for", "ConvEncoder", "CrossAttentionFusion", "Dense",
     "DualEncoder", "EarlyFusion", "ElmanCell", "Frames", "GRUCell", "GatedFusion", "JointClassifier",
     "LateFusion", "MultiHeadAttention", "STRATEGIES", "SequenceEncoder", "TensorFusion",
     "TinyCausalDecoder", "TransformerBlock", "TransformerCaptioner", "UnfoldConv2d",
-    "UnimodalClassifier", "caption_report", "captioner_for", "conv2d_unfold", "copy_from_torch",
+    "UnimodalClassifier", "captioner_for", "conv2d_unfold", "copy_from_torch",
     "count_parameters", "encode_captions", "filter_logits", "gradient_through_time", "image_encoder",
-    "info_nce", "make_fusion", "padding_mask", "retrieval_report", "retrieve", "run_cell",
+    "info_nce", "make_fusion", "padding_mask", "retrieve", "run_cell",
     "scaled_dot_product_attention", "spectrogram_encoder", "spectrogram_frames", "top_k",
-    "winoground_scores",
 ]

@@ -34,10 +34,15 @@ opposite). A query row with no allowed key gets all-zero weights and a zero outp
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+
+from mmcourse.data.base import check_batch
+from mmcourse.models.output import ModelOutput
+from mmcourse.tensors import check_float, check_token_ids
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,7 +89,8 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor |
     ``i`` sees keys ``j ≤ i`` (the lower triangle, aligned top-left as in PyTorch when
     ``L_q ≠ L_k``); combined with ``mask`` by AND. Forbidden keys get weight exactly 0; a query
     with no allowed key gets zero weights and a zero output (as
-    ``F.scaled_dot_product_attention`` does in torch 2.13; ``nn.MultiheadAttention`` gives NaN).
+    ``F.scaled_dot_product_attention`` does in the torch versions this course supports, which the
+    tests check; ``nn.MultiheadAttention`` gives NaN).
     ``dropout_p`` drops weights (and rescales) for the output only; the returned weights are the
     attention probabilities before dropout.
     """
@@ -110,6 +116,8 @@ def scaled_dot_product_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor |
             f"attention: batch dimensions of q {tuple(q.shape)}, k {tuple(k.shape)}, v {tuple(v.shape)} "
             "do not broadcast"
         ) from None
+    for name, x in (("q", q), ("k", k), ("v", v)):
+        check_float(x, f"scaled_dot_product_attention ({name})", like=q)
     scores = q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1])          # (.., L_q, L_k)
     allowed = None
     if mask is not None:
@@ -200,6 +208,8 @@ class MultiHeadAttention(nn.Module):
                 f"{name} expects a context (batch={len(x)}, length, {self.context_dim}), "
                 f"got {tuple(context.shape)}"
             )
+        check_float(x, name, like=self.q_proj.weight)
+        check_float(context, f"{name} (context)", like=self.k_proj.weight)
         batch, l_q, l_k = x.shape[0], x.shape[1], context.shape[1]
         if mask is not None:
             mask = self._mask(mask, batch, l_q, l_k)
@@ -290,45 +300,49 @@ class TinyCausalDecoder(nn.Module):
     """A GPT in miniature: ``p(x) = ∏_t p(x_t | x_<t)`` with causal
     ``TransformerBlock`` layers over token + position embeddings and a linear head.
 
-    ``forward(tokens (B, L) int64)`` → logits ``(B, L, vocab_size)``, where position ``t``
-    scores the next token ``x_{t+1}`` from ``x_1..x_t`` only (causal self-attention; right
-    padding therefore needs no mask). ``last_attention`` keeps each layer's detached self-attention
-    weights ``(B, heads, L, L)`` from the last call. ``generate`` extends a prefix greedily (or by
-    sampling with ``temperature > 0``).
+    ``forward(batch)`` reads the token ids ``batch["text"]`` ``(B, L)`` (``<pad>`` = 0 after the
+    sentence) and returns a ``ModelOutput``: ``logits`` ``(B, L-1, vocab_size)``, where position
+    ``t`` scores the next token ``x_{t+1}`` from ``x_1..x_t`` only, the next-token cross-entropy
+    ``loss`` ``-(1/#) Σ_t log p(x_{t+1} | x_≤t)`` over the non-pad targets, and
+    ``extras["attention"]``: each layer's self-attention weights ``(B, heads, L-1, L-1)``.
+    ``run(tokens)`` gives the same for any token sequence (no loss); ``generate`` extends a prefix
+    greedily (or by sampling with ``temperature > 0``).
     """
 
     def __init__(self, vocab_size: int, dim: int, heads: int, layers: int, max_len: int, *,
-                 mlp_ratio: int = 4, dropout: float = 0.0):
+                 mlp_ratio: int = 4, dropout: float = 0.0, pad_id: int = 0):
         super().__init__()
-        self.vocab_size, self.max_len = vocab_size, max_len
+        self.vocab_size, self.max_len, self.pad_id = vocab_size, max_len, pad_id
         self.token_embed = nn.Embedding(vocab_size, dim)
         self.pos_embed = nn.Parameter(torch.randn(max_len, dim) * 0.02)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList([TransformerBlock(dim, heads, mlp_ratio, dropout) for _ in range(layers)])
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, vocab_size)
-        self.last_attention: list[Tensor] = []
 
-    def forward(self, tokens: Tensor) -> Tensor:
-        if tokens.dim() != 2 or tokens.dtype != torch.long:
-            raise ValueError(
-                f"TinyCausalDecoder expects (batch, length) int64 token ids, "
-                f"got {tuple(tokens.shape)} {tokens.dtype}"
-            )
+    def run(self, tokens: Tensor) -> ModelOutput:
+        """Logits ``(B, L, vocab_size)`` of the next token after each prefix of ``tokens``
+        ``(B, L)``, and ``extras["attention"]``: a list of ``(B, heads, L, L)``, one per layer."""
+        check_token_ids(tokens, self.vocab_size, "TinyCausalDecoder")
         if tokens.shape[1] > self.max_len:
             raise ValueError(f"sequence length {tokens.shape[1]} exceeds max_len={self.max_len}")
-        if tokens.device.type == "cpu" and tokens.numel() and (
-                int(tokens.min()) < 0 or int(tokens.max()) >= self.vocab_size):
-            raise ValueError(
-                f"token ids must lie in [0, {self.vocab_size}), got min {int(tokens.min())} "
-                f"max {int(tokens.max())}"
-            )
         x = self.drop(self.token_embed(tokens) + self.pos_embed[: tokens.shape[1]])
-        self.last_attention = []
+        attention = []
         for block in self.blocks:
             x, weights = block(x, causal=True)
-            self.last_attention.append(weights["self"].detach())
-        return self.head(self.norm(x))
+            attention.append(weights["self"].detach())
+        return ModelOutput(logits=self.head(self.norm(x)), extras={"attention": attention})
+
+    def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
+        check_batch(batch, {"text": (None,)}, "TinyCausalDecoder")
+        tokens = batch["text"]
+        if tokens.dim() != 2 or tokens.shape[1] < 2:
+            raise ValueError(f"TinyCausalDecoder expects text (batch, length >= 2) token ids, got "
+                             f"{tuple(tokens.shape)}")
+        out = self.run(tokens[:, :-1])
+        out.loss = F.cross_entropy(out.logits.flatten(0, 1).float(), tokens[:, 1:].flatten(),
+                                   ignore_index=self.pad_id)
+        return out
 
     @torch.no_grad()
     def generate(self, prefix: Tensor, steps: int, *, temperature: float = 0.0,
@@ -337,7 +351,7 @@ class TinyCausalDecoder(nn.Module):
         sample from ``softmax(logits / temperature)``. Returns ``(B, L0 + steps)``."""
         tokens = prefix
         for _ in range(steps):
-            logits = self(tokens[:, -self.max_len:])[:, -1]
+            logits = self.run(tokens[:, -self.max_len:]).logits[:, -1]
             if temperature > 0:
                 probs = torch.softmax(logits / temperature, dim=-1)
                 nxt = torch.multinomial(probs, 1, generator=generator)

@@ -8,8 +8,9 @@ such as "an even number" and a baseline against the recurrent encoders of chapte
 
 from __future__ import annotations
 
-import torch
 from torch import Tensor, nn
+
+from mmcourse.tensors import check_token_ids
 
 
 class BagOfWords(nn.Module):
@@ -24,14 +25,5 @@ class BagOfWords(nn.Module):
         self.proj = nn.Sequential(nn.Linear(dim, self.out_dim), nn.ReLU())
 
     def forward(self, tokens: Tensor) -> Tensor:
-        if tokens.dim() != 2 or tokens.dtype != torch.long:
-            raise ValueError(
-                f"BagOfWords expects (batch, length) int64 token ids, got {tuple(tokens.shape)} "
-                f"{tokens.dtype}"
-            )
-        # checked on the CPU only: on an accelerator this would be a host sync every step
-        if tokens.device.type == "cpu" and tokens.numel() and int(tokens.max()) >= self.vocab_size:
-            raise ValueError(
-                f"token id {int(tokens.max())} is outside the vocabulary of {self.vocab_size}"
-            )
+        check_token_ids(tokens, self.vocab_size, "BagOfWords")
         return self.proj(self.embed(tokens))

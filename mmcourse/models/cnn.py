@@ -29,6 +29,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from mmcourse.data.base import check_batch
+from mmcourse.models.output import ModelOutput
+from mmcourse.tensors import check_float
 
 
 def _pair(v) -> tuple[int, int]:
@@ -140,6 +142,7 @@ class ConvEncoder(nn.Module):
                 f"ConvEncoder expects (batch, {self.in_channels}, {self.input_size[0]}, "
                 f"{self.input_size[1]}), got {tuple(x.shape)}"
             )
+        check_float(x, "ConvEncoder", like=self.features[0].weight)
 
     def forward(self, x: Tensor) -> Tensor:
         self._check(x)
@@ -179,7 +182,7 @@ class UnimodalClassifier(nn.Module):
         self.modalities = (key,)
         self.head = nn.Linear(encoder.out_dim, num_classes)
 
-    def forward(self, batch: dict[str, Tensor]) -> Tensor:
+    def forward(self, batch: dict[str, Tensor]) -> ModelOutput:
         if isinstance(batch, torch.Tensor):
             raise TypeError(
                 f"{type(self).__name__} takes a batch dict with key {self.key!r}, got a tensor; "
@@ -187,4 +190,4 @@ class UnimodalClassifier(nn.Module):
             )
         if self.key not in batch:
             check_batch(batch, {self.key: ()}, type(self).__name__)
-        return self.head(self.encoder(batch[self.key]))
+        return ModelOutput(logits=self.head(self.encoder(batch[self.key])))

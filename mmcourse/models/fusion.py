@@ -1,8 +1,8 @@
 """Multimodal fusion: three places to combine modalities, one interface.
 
-Every model here is a **joint classifier**: it reads a batch dict of modality tensors
-``{"image": x1, "audio": x2, "text": x3, ...}`` and returns scores ``s(y, x1, x2, ...)`` for every
-class ``y`` (logits, ``(B, C)``), from which
+Every model here is a **joint classifier** (``mmcourse.models.joint``): it reads a batch dict of
+modality tensors ``{"image": x1, "audio": x2, "text": x3, ...}`` and returns a ``ModelOutput``
+whose logits are the scores ``s(y, x1, x2, ...)`` of every class ``y`` ``(B, C)``, from which
 
     P(y | x1, x2) = softmax_y s(y, x1, x2) = exp s(y, x1, x2) / Σ_y' exp s(y', x1, x2).
 
@@ -15,7 +15,8 @@ vector, ``h`` is a classifier head):
   combined at the output: averaged logits ``s = (1/M) Σ_m s_m``, learned weights
   ``s = Σ_m w_m log softmax(s_m)`` (``w_m = 1`` is the product of experts), or decision-level
   voting (each modality votes for ``argmax s_m``; the majority wins).
-* **end-to-end (intermediate)** ``CrossAttentionFusion``: each modality is a sequence of tokens
+* **end-to-end (intermediate)** ``CrossAttentionFusion`` (``mmcourse.models.cross_attention_fusion``):
+  each modality is a sequence of tokens
   (image regions, spectrogram regions, words) that attends to the other modalities' tokens inside
   the network, ``softmax(Q_m K_{-m}^T / sqrt(d_k)) V_{-m}``, before pooling and one head.
 * ``TensorFusion``: ``s = h(vec([g_1; 1] ⊗ [g_2; 1] ⊗ ...))``, every product of features across
@@ -42,121 +43,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from mmcourse.config import seeded
 from mmcourse.data.base import ModalDataset, Splits, check_batch
-from mmcourse.models.bow import BagOfWords
-from mmcourse.models.cnn import ConvEncoder
-
-Batch = Mapping[str, Tensor | None]
-
-
-# --------------------------------------------------------------------------------------------
-# encoders g_m, one per modality, chosen from the shape of the data
-# --------------------------------------------------------------------------------------------
-class VectorEncoder(nn.Module):
-    """``(B, F)`` float features → ``(B, out_dim)``: ``g(x) = ReLU(Wx + b)``."""
-
-    def __init__(self, in_features: int, out_dim: int = 64):
-        super().__init__()
-        self.in_features, self.out_dim = in_features, out_dim
-        self.net = nn.Sequential(nn.Linear(in_features, out_dim), nn.ReLU())
-
-    def forward(self, x: Tensor) -> Tensor:
-        if x.dim() != 2 or x.shape[1] != self.in_features:
-            raise ValueError(f"VectorEncoder expects (batch, {self.in_features}), got {tuple(x.shape)}")
-        return self.net(x)
-
-
-def encoder_for(example: Tensor, dim: int = 64, *, vocab_size: int | None = None, width: int = 16,
-                dropout: float = 0.25) -> nn.Module:
-    """A feature encoder ``g_m`` for a modality whose batch looks like ``example``:
-
-    ``(B, C, H, W)`` float → ``ConvEncoder``; ``(B, L)`` int64 token ids → ``BagOfWords``
-    (needs ``vocab_size``); ``(B, F)`` float → ``VectorEncoder``. Output ``(B, dim)``.
-    """
-    if example.dim() == 4 and example.is_floating_point():
-        _, c, h, w = example.shape
-        return ConvEncoder(c, (h, w), width=width, out_dim=dim, dropout=dropout)
-    if example.dim() == 2 and example.dtype == torch.long:
-        if vocab_size is None:
-            raise ValueError("a token-id modality needs vocab_size to build its encoder")
-        return BagOfWords(vocab_size, dim=32, out_dim=dim)
-    if example.dim() == 2 and example.is_floating_point():
-        return VectorEncoder(example.shape[1], dim)
-    raise ValueError(
-        f"no encoder for a modality of shape {tuple(example.shape)} {example.dtype}; expected "
-        "(B, C, H, W) float images, (B, L) int64 tokens or (B, F) float vectors"
-    )
+from mmcourse.models.encoders import encoder_for
+from mmcourse.models.joint import Batch, JointClassifier, classifier_head
+from mmcourse.models.output import ModelOutput
 
 
 # --------------------------------------------------------------------------------------------
-# the joint classifier interface
+# fusions over per-modality feature vectors g_m(x_m)
 # --------------------------------------------------------------------------------------------
-class JointClassifier(nn.Module):
-    """Base of every fusion: ``forward(batch)`` returns the scores ``s(y, x1, x2, ...)``.
-
-    ``modalities``: the batch keys the model reads; ``num_classes``: C.
-    """
-
-    def __init__(self, modalities: Sequence[str], num_classes: int):
-        super().__init__()
-        if not modalities:
-            raise ValueError("a fusion model needs at least one modality")
-        self.modalities, self.num_classes = tuple(modalities), num_classes
-
-    # -- P(y | x1, x2) ---------------------------------------------------------------------
-    def scores(self, batch: Batch) -> Tensor:
-        """``s(y, x1, x2, ...)``: ``(B, C)`` unnormalised scores (logits)."""
-        return self(batch)
-
-    @torch.no_grad()
-    def probabilities(self, batch: Batch, temperature: float = 1.0) -> Tensor:
-        """``P(y | x1, x2, ...) = softmax(s / T)``, ``(B, C)``; ``T`` is a calibration temperature."""
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0, got {temperature}")
-        return torch.softmax(self.scores(batch).float() / temperature, dim=-1)
-
-    # -- batches with absent modalities -----------------------------------------------------
-    def _check(self, batch: Batch) -> int:
-        """Validate the batch; return its size."""
-        if not isinstance(batch, Mapping):
-            raise TypeError(
-                f"{type(self).__name__} takes a batch dict with keys {list(self.modalities)}, "
-                f"got {type(batch).__name__}"
-            )
-        missing = [m for m in self.modalities if m not in batch]
-        if missing:
-            raise KeyError(
-                f"{type(self).__name__} expects modalities {list(self.modalities)}; the batch has "
-                f"{list(batch)} (missing {missing}; pass None for a modality that is absent)"
-            )
-        sizes = {m: len(batch[m]) for m in self.modalities if batch[m] is not None}
-        if not sizes:
-            for value in batch.values():
-                if isinstance(value, Tensor) and value.dim() > 0:
-                    return len(value)
-            raise ValueError(
-                f"every modality of {list(self.modalities)} is None and the batch has no other "
-                "tensor to tell its size"
-            )
-        if len(set(sizes.values())) > 1:
-            raise ValueError(f"modalities have different batch sizes: {sizes}")
-        return next(iter(sizes.values()))
-
-    def present(self, batch: Batch, m: str, size: int, device) -> Tensor:
-        """``(B,)`` float 1/0: where modality ``m`` is present in the batch."""
-        if batch[m] is None:
-            return torch.zeros(size, device=device)
-        mask = batch.get(f"{m}_mask")
-        if mask is None:
-            return torch.ones(size, device=device)
-        if mask.shape != (size,):
-            raise ValueError(f"{m}_mask should have shape ({size},), got {tuple(mask.shape)}")
-        return mask.to(device=device, dtype=torch.float32)
-
-    def _device(self):
-        return next((p.device for p in self.parameters()), torch.device("cpu"))
-
-
 class _EncodedFusion(JointClassifier):
     """A fusion over per-modality feature vectors ``g_m(x_m)``; absent features are zero."""
 
@@ -179,11 +75,6 @@ class _EncodedFusion(JointClassifier):
         return feats, present
 
 
-def _head(in_dim: int, num_classes: int, hidden: int = 128, dropout: float = 0.25) -> nn.Sequential:
-    return nn.Sequential(nn.Dropout(dropout), nn.Linear(in_dim, hidden), nn.ReLU(),
-                         nn.Linear(hidden, num_classes))
-
-
 # --------------------------------------------------------------------------------------------
 # feature-level (early) fusion
 # --------------------------------------------------------------------------------------------
@@ -193,12 +84,12 @@ class EarlyFusion(_EncodedFusion):
 
     def __init__(self, encoders: Mapping[str, nn.Module], num_classes: int, hidden: int = 128):
         super().__init__(encoders, num_classes)
-        self.head = _head(sum(self.dims.values()) + len(self.dims), num_classes, hidden)
+        self.head = classifier_head(sum(self.dims.values()) + len(self.dims), num_classes, hidden)
 
-    def forward(self, batch: Batch) -> Tensor:
+    def forward(self, batch: Batch) -> ModelOutput:
         feats, present = self.features(batch)
         z = torch.cat([*feats.values(), torch.stack(list(present.values()), dim=1)], dim=1)
-        return self.head(z)
+        return ModelOutput(logits=self.head(z))
 
 
 # --------------------------------------------------------------------------------------------
@@ -216,29 +107,30 @@ class LateFusion(_EncodedFusion):
       class is its number of votes (+ 0.001 × its mean probability to break ties). Not
       differentiable: the experts learn from their own losses only.
 
-    ``p_m`` is 1 where modality ``m`` is present. Training minimises every expert's own
-    cross-entropy plus (for mean/learned) that of the combination; ``loss()`` is that objective
-    and ``fit()`` uses it automatically. ``forward`` keeps the per-modality scores of its last
-    call in ``modality_scores`` for the loss and for plots.
+    ``p_m`` is 1 where modality ``m`` is present. With ``expert_losses=True`` (the default)
+    training minimises every expert's own cross-entropy (over the samples where its modality is
+    present) plus, for mean/learned, that of the combination: the output carries the experts'
+    scores as ``aux_logits`` (weighted by ``p_m``) and ``fit()`` adds their losses. With
+    ``expert_losses=False`` only the combination is trained, like every other strategy (voting
+    needs the expert losses: its combination is not differentiable). ``extras["modality_scores"]``
+    holds each ``s_m`` and ``extras["present"]`` each ``p_m``, e.g. for OGM-GE or a plot.
     """
 
     COMBINE = ("mean", "learned", "vote")
 
     def __init__(self, encoders: Mapping[str, nn.Module], num_classes: int, combine: str = "mean",
-                 hidden: int = 128):
+                 hidden: int = 128, expert_losses: bool = True):
         super().__init__(encoders, num_classes)
         if combine not in self.COMBINE:
             raise ValueError(f"combine must be one of {self.COMBINE}, got {combine!r}")
-        self.combine = combine
-        self.heads = nn.ModuleDict({m: _head(d, num_classes, hidden) for m, d in self.dims.items()})
+        if combine == "vote" and not expert_losses:
+            raise ValueError("combine='vote' needs expert_losses=True: a vote is not differentiable")
+        self.combine, self.expert_losses = combine, bool(expert_losses)
+        self.heads = nn.ModuleDict({m: classifier_head(d, num_classes, hidden) for m, d in self.dims.items()})
         self.log_weights = nn.Parameter(torch.zeros(len(self.dims)))  # a_m, used by "learned"
-        self.modality_scores: dict[str, Tensor] = {}
-        self._present: dict[str, Tensor] = {}
 
-    def forward(self, batch: Batch) -> Tensor:
-        feats, present = self.features(batch)
-        scores = {m: self.heads[m](f) for m, f in feats.items()}
-        self.modality_scores, self._present = scores, present
+    def combine_scores(self, scores: Mapping[str, Tensor], present: Mapping[str, Tensor]) -> Tensor:
+        """``s`` from the experts' ``s_m`` ``(B, C)`` and presence ``p_m`` ``(B,)``."""
         s = torch.stack(list(scores.values()))                    # (M, B, C)
         p = torch.stack(list(present.values()))[..., None]        # (M, B, 1)
         if self.combine == "mean":
@@ -250,17 +142,16 @@ class LateFusion(_EncodedFusion):
         mean_prob = (p * torch.softmax(s.float(), -1)).sum(0) / p.sum(0).clamp(min=1)
         return (p * votes).sum(0) + 1e-3 * mean_prob
 
-    def loss(self, outputs: Tensor, batch: Batch) -> Tensor:
-        """``Σ_m CE(s_m, y)`` over the samples where ``m`` is present, plus ``CE(s, y)`` unless voting."""
-        y = batch["label"]
-        total = outputs.new_zeros(())
-        for m, s_m in self.modality_scores.items():
-            p = self._present[m]
-            per_sample = F.cross_entropy(s_m.float(), y, reduction="none")
-            total = total + (p * per_sample).sum() / p.sum().clamp(min=1)
-        if self.combine != "vote":
-            total = total + F.cross_entropy(outputs.float(), y)
-        return total
+    def forward(self, batch: Batch) -> ModelOutput:
+        feats, present = self.features(batch)
+        scores = {m: self.heads[m](f) for m, f in feats.items()}
+        return ModelOutput(
+            logits=self.combine_scores(scores, present),
+            aux_logits=scores if self.expert_losses else {},
+            aux_weights=present if self.expert_losses else {},
+            logits_weight=0.0 if self.combine == "vote" else 1.0,
+            extras={"modality_scores": scores, "present": present},
+        )
 
     def weights(self) -> dict[str, float]:
         """The learned weight ``exp(a_m)`` of each modality (all 1 unless ``combine="learned"``)."""
@@ -284,24 +175,24 @@ class TensorFusion(_EncodedFusion):
         super().__init__(encoders, num_classes)
         self.rank = rank
         self.reduce = nn.ModuleDict({m: nn.Linear(d, rank) for m, d in self.dims.items()})
-        self.head = _head((rank + 1) ** len(self.dims), num_classes, hidden)
+        self.head = classifier_head((rank + 1) ** len(self.dims), num_classes, hidden)
 
-    def forward(self, batch: Batch) -> Tensor:
+    def forward(self, batch: Batch) -> ModelOutput:
         feats, present = self.features(batch)
         z = None
         for m, f in feats.items():
             g = self.reduce[m](f) * present[m][:, None]                 # absent → 0
             g1 = torch.cat([g, torch.ones_like(g[:, :1])], dim=1)         # [g_m; 1]
             z = g1 if z is None else torch.einsum("bi,bj->bij", z, g1).flatten(1)
-        return self.head(z)
+        return ModelOutput(logits=self.head(z))
 
 
 class GatedFusion(_EncodedFusion):
     """A gated multimodal unit: ``h_m = tanh(W_m g_m)``, per-feature gates
     ``z_m = σ(W_z^m [g_1; ...; g_M])`` computed from all modalities, and
     ``s = head(Σ_m p_m z_m ⊙ h_m)``: the model decides, per sample and per feature, how much to
-    trust each modality (an absent one, ``p_m = 0``, contributes nothing). ``last_gates``
-    ``(B, M)`` holds each modality's mean gate in the last call, for plots.
+    trust each modality (an absent one, ``p_m = 0``, contributes nothing). The output's
+    ``extras["gates"]`` ``(B, M)`` holds each modality's mean gate, for plots.
     """
 
     def __init__(self, encoders: Mapping[str, nn.Module], num_classes: int, dim: int = 64,
@@ -309,10 +200,9 @@ class GatedFusion(_EncodedFusion):
         super().__init__(encoders, num_classes)
         self.transform = nn.ModuleDict({m: nn.Linear(d, dim) for m, d in self.dims.items()})
         self.gates = nn.ModuleDict({m: nn.Linear(sum(self.dims.values()), dim) for m in self.dims})
-        self.head = _head(dim, num_classes, hidden)
-        self.last_gates: Tensor | None = None
+        self.head = classifier_head(dim, num_classes, hidden)
 
-    def forward(self, batch: Batch) -> Tensor:
+    def forward(self, batch: Batch) -> ModelOutput:
         feats, present = self.features(batch)
         joint = torch.cat(list(feats.values()), dim=1)
         fused, gates = 0.0, []
@@ -320,126 +210,7 @@ class GatedFusion(_EncodedFusion):
             z = torch.sigmoid(self.gates[m](joint)) * present[m][:, None]     # (B, dim)
             fused = fused + z * torch.tanh(self.transform[m](f))
             gates.append(z.mean(1))
-        self.last_gates = torch.stack(gates, dim=1).detach()
-        return self.head(fused)
-
-
-# --------------------------------------------------------------------------------------------
-# end-to-end (intermediate) fusion: a cross-attention transformer
-# --------------------------------------------------------------------------------------------
-class Tokenizer(nn.Module):
-    """A modality as a sequence of ``dim``-vectors and a validity mask ``(B, N)``:
-
-    images/spectrograms → the regions of a ``ConvEncoder`` grid, average-pooled ``pool × pool``
-    (``H/4 · W/4`` regions when ``pool=1``) and projected;
-    token ids → word embeddings (``<pad>`` = 0 is invalid); ``(B, F)`` vectors → one token.
-    A learned position embedding is added to every token.
-    """
-
-    def __init__(self, example: Tensor, dim: int, *, vocab_size: int | None = None, width: int = 16,
-                 pool: int = 2):
-        super().__init__()
-        self.pool = pool
-        if example.dim() == 4 and example.is_floating_point():
-            _, c, h, w = example.shape
-            self.kind, self.conv = "grid", ConvEncoder(c, (h, w), width=width, out_dim=None)
-            gh, gw = self.conv.grid_size
-            self.proj, length = nn.Linear(self.conv.grid_dim, dim), (gh // pool) * (gw // pool)
-        elif example.dim() == 2 and example.dtype == torch.long:
-            if vocab_size is None:
-                raise ValueError("a token-id modality needs vocab_size to build its tokenizer")
-            self.kind, length = "tokens", example.shape[1]
-            self.embed = nn.Embedding(vocab_size, dim, padding_idx=0)
-        elif example.dim() == 2 and example.is_floating_point():
-            self.kind, self.proj, length = "vector", nn.Linear(example.shape[1], dim), 1
-        else:
-            raise ValueError(
-                f"no tokenizer for a modality of shape {tuple(example.shape)} {example.dtype}; expected "
-                "(B, C, H, W) float images, (B, L) int64 tokens or (B, F) float vectors"
-            )
-        self.length = length
-        self.pos = nn.Parameter(0.02 * torch.randn(1, length, dim))
-
-    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        if self.kind == "grid":
-            self.conv._check(x)
-            fmap = F.avg_pool2d(self.conv.features(x), self.pool)
-            tokens = self.proj(fmap.flatten(2).transpose(1, 2))
-            valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=x.device)
-        elif self.kind == "tokens":
-            if x.dim() != 2 or x.shape[1] != self.length or x.dtype != torch.long:
-                raise ValueError(
-                    f"expected (batch, {self.length}) int64 token ids, got {tuple(x.shape)} {x.dtype}"
-                )
-            tokens, valid = self.embed(x), x != 0
-        else:
-            tokens = self.proj(x)[:, None, :]
-            valid = torch.ones(tokens.shape[:2], dtype=torch.bool, device=x.device)
-        return tokens + self.pos, valid
-
-
-class CrossAttentionFusion(JointClassifier):
-    """End-to-end fusion: each modality's tokens attend to every *other* modality's tokens.
-
-    Per layer and modality ``m`` (a pre-norm transformer block with cross-attention):
-
-        X_m ← X_m + SelfAttn(X_m),   X_m ← X_m + softmax(Q_m K_{-m}^T / sqrt(d_k)) V_{-m},
-        X_m ← X_m + MLP(X_m),
-
-    where ``K_{-m}, V_{-m}`` come from the concatenated tokens of the other modalities. Then
-    each modality's tokens are mean-pooled over valid positions and ``s = h([pool_1; ...; p])``.
-    Absent modalities are masked out of every attention and pooling. ``last_attention`` holds the
-    cross-attention weights of the last call, ``{(layer, m): (B, heads, N_m, N_{-m})}``.
-    """
-
-    def __init__(self, example: Mapping[str, Tensor], num_classes: int, *, dim: int = 64,
-                 width: int = 16, heads: int = 4, layers: int = 1, hidden: int = 128,
-                 dropout: float = 0.1, vocab_sizes: Mapping[str, int | None] | None = None):
-        super().__init__(list(example), num_classes)
-        from mmcourse.models.attention import TransformerBlock
-
-        vocab_sizes = vocab_sizes or {}
-        self.tokenizers = nn.ModuleDict({
-            m: Tokenizer(x, dim, vocab_size=vocab_sizes.get(m), width=width) for m, x in example.items()
-        })
-        self.blocks = nn.ModuleList([
-            nn.ModuleDict({m: TransformerBlock(dim, heads, dropout=dropout, cross=True) for m in example})
-            for _ in range(layers)
-        ])
-        self.norm = nn.LayerNorm(dim)
-        self.head = _head(dim * len(example) + len(example), num_classes, hidden)
-        self.dim = dim
-        self.last_attention: dict = {}
-
-    def forward(self, batch: Batch) -> Tensor:
-        size = self._check(batch)
-        dev = self._device()
-        tokens, valid, present = {}, {}, {}
-        for m, tok in self.tokenizers.items():
-            present[m] = self.present(batch, m, size, dev)
-            if batch[m] is None:
-                tokens[m] = torch.zeros(size, tok.length, self.dim, device=dev)
-                valid[m] = torch.zeros(size, tok.length, dtype=torch.bool, device=dev)
-            else:
-                tokens[m], valid[m] = tok(batch[m])
-                valid[m] = valid[m] & (present[m][:, None] > 0)
-        self.last_attention = {}
-        for layer, blocks in enumerate(self.blocks):
-            updated = {}
-            for m, block in blocks.items():
-                others = [o for o in self.modalities if o != m]
-                context = torch.cat([tokens[o] for o in others], dim=1)
-                context_valid = torch.cat([valid[o] for o in others], dim=1)
-                updated[m], weights = block(tokens[m], context=context, mask=valid[m],
-                                            context_mask=context_valid)
-                self.last_attention[(layer, m)] = weights.get("cross")
-            tokens = updated
-        pooled = []
-        for m in self.modalities:
-            v = valid[m].to(tokens[m].dtype)[..., None]
-            pooled.append((self.norm(tokens[m]) * v).sum(1) / v.sum(1).clamp(min=1))
-        flags = torch.stack([present[m] for m in self.modalities], dim=1)
-        return self.head(torch.cat([*pooled, flags], dim=1))
+        return ModelOutput(logits=self.head(fused), extras={"gates": torch.stack(gates, dim=1).detach()})
 
 
 # --------------------------------------------------------------------------------------------
@@ -478,7 +249,8 @@ def make_fusion(strategy: str, data, *, modalities: Sequence[str] | None = None,
     ``strategy`` is one of ``STRATEGIES``; every strategy gets the same per-modality encoders
     (``encoder_for``, ``dim`` features, conv ``width``), so comparisons are on equal terms.
     ``modalities`` defaults to all of the data's; ``num_classes`` to ``max(label) + 1``;
-    ``options`` go to the model's constructor (e.g. ``hidden``, ``rank``, ``layers``).
+    ``options`` go to the model's constructor (e.g. ``hidden``, ``rank``, ``layers``,
+    ``expert_losses``). ``seed`` sets the initial weights without touching the global RNG.
     """
     if strategy not in STRATEGIES:
         raise ValueError(f"unknown fusion strategy {strategy!r}; choose one of {STRATEGIES}")
@@ -491,10 +263,16 @@ def make_fusion(strategy: str, data, *, modalities: Sequence[str] | None = None,
         raise KeyError(f"make_fusion: the data has no modality {missing}; it has {list(train.keys)}")
     if num_classes is None:
         num_classes = int(train.tensors["label"].max()) + 1
-    torch.manual_seed(seed)
     example = {m: train.tensors[m][:2] for m in modalities}
     vocab = {m: _vocab_size(data, m, vocab_sizes) for m in modalities}
+    with seeded(seed):
+        return _build(strategy, example, num_classes, dim, width, vocab, options)
+
+
+def _build(strategy, example, num_classes, dim, width, vocab, options) -> JointClassifier:
     if strategy == "cross-attention":
+        from mmcourse.models.cross_attention_fusion import CrossAttentionFusion
+
         return CrossAttentionFusion(example, num_classes, dim=dim, width=width, vocab_sizes=vocab,
                                     **options)
     encoders = {m: encoder_for(x, dim, vocab_size=vocab[m], width=width) for m, x in example.items()}

@@ -21,10 +21,10 @@ the modality being searched (its caption for image → text, its image for text 
 ``sim`` is the cosine similarity. ``retrieve`` returns that exact set, sorted by similarity;
 ``top_k`` the ``k`` best items whatever their similarity.
 
-**Evaluation.** ``retrieval_report`` ranks a whole split in both directions (Recall@K, median
-rank, mAP, a caption's relevant items being all scenes with the same caption: the "semantic
-match"); ``winoground_scores`` asks whether the model can tell "a red circle left of a blue
-square" from "a blue circle left of a red square" (same words, different order).
+**Evaluation** (``mmcourse.reports``). ``retrieval_report`` ranks a whole split in both
+directions (Recall@K, median rank, mAP, a caption's relevant items being all scenes with the
+same caption: the "semantic match"); ``winoground_scores`` asks whether the model can tell
+"a red circle left of a blue square" from "a blue circle left of a red square" (same words, different order).
 """
 
 from __future__ import annotations
@@ -39,20 +39,19 @@ from torch import Tensor, nn
 
 from mmcourse.data.base import ModalDataset, check_batch
 from mmcourse.models.cnn import ConvEncoder
+from mmcourse.models.output import ModelOutput
 from mmcourse.models.rnn import SequenceEncoder
+from mmcourse.tensors import check_token_ids, model_device
 
 __all__ = [
-    "WINOGROUND_CHANCE",
     "DualEncoder",
     "Retrieved",
     "cosine_similarity",
     "embed_dataset",
+    "embed_pairs",
     "info_nce",
-    "retrieval_report",
     "retrieve",
     "top_k",
-    "winoground_from_similarity",
-    "winoground_scores",
 ]
 
 #: Initial temperature of CLIP: s = 1 / 0.07 ≈ 14.3 (stored as its log).
@@ -117,13 +116,14 @@ class DualEncoder(nn.Module):
     * ``logit_scale``: the log of the softmax scale ``s``, initialised at ``log(1/0.07)``;
       ``scale = exp(logit_scale)`` is clamped at 100 when used.
 
-    ``forward(batch)`` takes ``{"image": (B,3,S,S), "tokens": (B,L)}`` (and ``"label"``, used to
-    keep duplicate captions out of the negatives when ``dedupe``) and returns a dict with
-    ``"loss"`` (symmetric InfoNCE, what ``fit()`` minimises), ``"similarity"`` (the ``(B, B)``
-    cosine similarities ``I T^T``), and the embeddings ``"image_emb"``, ``"text_emb"``.
+    ``forward(batch)`` takes ``{"image": (B,3,S,S), "text": (B,L)}`` (and ``"label"``, used to
+    keep duplicate captions out of the negatives when ``dedupe``) and returns a ``ModelOutput``
+    with ``loss`` (symmetric InfoNCE, what ``fit()`` minimises), no logits, and ``extras``:
+    ``"similarity"`` (the ``(B, B)`` cosine similarities ``I T^T``) and the embeddings
+    ``"image_emb"``, ``"text_emb"``.
     """
 
-    modalities = ("image", "tokens")
+    modalities = ("image", "text")
 
     def __init__(self, vocab_size: int, embed_dim: int = 64, image_size: int = 32, *,
                  width: int = 32, image_features: int = 128, token_dim: int = 32,
@@ -158,37 +158,25 @@ class DualEncoder(nn.Module):
 
     def encode_text(self, tokens: Tensor) -> Tensor:
         """``(B, L)`` int64 token ids (0 = padding) → ``(B, embed_dim)`` unit vectors."""
-        if tokens.dim() != 2 or tokens.dtype != torch.long:
-            raise ValueError(
-                f"DualEncoder expects tokens (batch, length) int64, got {tuple(tokens.shape)} "
-                f"{tokens.dtype}"
-            )
-        # checked on the CPU only: on an accelerator this would be a host sync every step
-        if tokens.device.type == "cpu" and tokens.numel():
-            low, high = int(tokens.min()), int(tokens.max())
-            if low < 0 or high >= self.vocab_size:
-                raise ValueError(
-                    f"DualEncoder expects token ids in [0, {self.vocab_size}), got ids from "
-                    f"{low} to {high}"
-                )
+        check_token_ids(tokens, self.vocab_size, "DualEncoder")
         return F.normalize(self.text_proj(self.text_encoder(tokens)), dim=-1)
 
-    def forward(self, batch: Mapping[str, Tensor]) -> dict[str, Tensor]:
+    def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
         if isinstance(batch, Tensor):
-            raise TypeError("DualEncoder takes a batch dict {'image': ..., 'tokens': ...}, got a tensor")
-        check_batch(batch, {"image": (3, self.image_size, self.image_size), "tokens": (None,)},
+            raise TypeError("DualEncoder takes a batch dict {'image': ..., 'text': ...}, got a tensor")
+        check_batch(batch, {"image": (3, self.image_size, self.image_size), "text": (None,)},
                     "DualEncoder")
-        if len(batch["image"]) != len(batch["tokens"]):
+        if len(batch["image"]) != len(batch["text"]):
             raise ValueError(
                 f"DualEncoder expects as many images as captions, got {len(batch['image'])} "
-                f"images and {len(batch['tokens'])} captions"
+                f"images and {len(batch['text'])} captions"
             )
         image_emb = self.encode_image(batch["image"])
-        text_emb = self.encode_text(batch["tokens"])
+        text_emb = self.encode_text(batch["text"])
         labels = batch.get("label") if self.dedupe else None
         loss = info_nce(image_emb, text_emb, self.scale, labels)
-        return {"loss": loss, "similarity": image_emb.float() @ text_emb.float().T,
-                "image_emb": image_emb, "text_emb": text_emb}
+        return ModelOutput(loss=loss, extras={"similarity": image_emb.float() @ text_emb.float().T,
+                                              "image_emb": image_emb, "text_emb": text_emb})
 
 
 # --------------------------------------------------------------------------------------------
@@ -287,16 +275,12 @@ def top_k(query: Tensor, database: Tensor, k: int) -> Retrieved | list[Retrieved
 # --------------------------------------------------------------------------------------------
 # Evaluation on whole splits
 # --------------------------------------------------------------------------------------------
-def _model_device(model: nn.Module) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
-def _embed_pairs(model: DualEncoder, images: Tensor, tokens: Tensor,
+def embed_pairs(model: DualEncoder, images: Tensor, tokens: Tensor,
                  batch_size: int) -> tuple[Tensor, Tensor]:
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-    dev = _model_device(model)
+    dev = model_device(model)
     was_training = model.training
     model.eval()
     image_emb, text_emb = [], []
@@ -310,7 +294,7 @@ def _embed_pairs(model: DualEncoder, images: Tensor, tokens: Tensor,
     return torch.cat(image_emb), torch.cat(text_emb)
 
 
-def _split_tensors(split, keys: tuple[str, ...], where: str) -> list[Tensor]:
+def split_tensors(split, keys: tuple[str, ...], where: str) -> list[Tensor]:
     tensors = split.tensors if isinstance(split, ModalDataset) else split
     if not isinstance(tensors, Mapping):
         raise TypeError(f"{where} expects a ModalDataset split, got {type(split).__name__}")
@@ -324,81 +308,7 @@ def _split_tensors(split, keys: tuple[str, ...], where: str) -> list[Tensor]:
 
 def embed_dataset(model: DualEncoder, split, batch_size: int = 512) -> tuple[Tensor, Tensor]:
     """``(image_emb, text_emb)``, each ``(N, embed_dim)`` float32 on the CPU, for every scene of a
-    Shapes split (keys ``"image"``, ``"tokens"``). Runs on the model's device, in eval mode,
+    Shapes split (keys ``"image"``, ``"text"``). Runs on the model's device, in eval mode,
     without gradients; the model's train/eval mode is restored afterwards."""
-    images, tokens = _split_tensors(split, ("image", "tokens"), "embed_dataset")
-    return _embed_pairs(model, images, tokens, batch_size)
-
-
-def retrieval_report(model: DualEncoder, split, ks: tuple[int, ...] = (1, 5, 10),
-                     batch_size: int = 512) -> dict[str, float]:
-    """Rank every caption for every image (``i2t``) and every image for every caption
-    (``t2i``) of a split, with the semantic match ``relevant = labels[:, None] == labels[None, :]``
-    (any scene with the same caption is a correct answer).
-
-    Returns ``{"i2t_R@1", "i2t_R@5", "i2t_R@10", "i2t_median_rank", "i2t_mAP"}``, the same for
-    ``t2i``, and ``"n"``. Ties count against the model (``mmcourse.metrics``' pessimistic rule).
-    """
-    from mmcourse import metrics
-
-    (labels,) = _split_tensors(split, ("label",), "retrieval_report")
-    image_emb, text_emb = embed_dataset(model, split, batch_size)
-    relevant = (labels[:, None] == labels[None, :]).numpy()
-    report: dict[str, float] = {"n": len(labels)}
-    for name, sim in (("i2t", image_emb @ text_emb.T), ("t2i", text_emb @ image_emb.T)):
-        for k, r in metrics.recall_at_k(sim, ks, relevant).items():
-            report[f"{name}_R@{k}"] = r
-        report[f"{name}_median_rank"] = metrics.median_rank(sim, relevant)
-        report[f"{name}_mAP"] = metrics.mean_average_precision(sim, relevant)
-    return report
-
-
-# --------------------------------------------------------------------------------------------
-# Winoground-style compositional probe
-# --------------------------------------------------------------------------------------------
-#: Rates of a model whose four similarities per pair are in random order: the text (or image)
-#: score needs two independent comparisons to go its way, (1/2)^2 = 1/4; the group score needs
-#: the two matching pairs to be the top two of the four similarities, 1 / C(4, 2) = 1/6.
-WINOGROUND_CHANCE = {"text": 0.25, "image": 0.25, "group": 1 / 6}
-
-
-def winoground_from_similarity(s00: Tensor, s01: Tensor, s10: Tensor,
-                               s11: Tensor) -> dict[str, float]:
-    """Winoground rates from the four similarities of each pair, ``s_ij = sim(I_i, C_j)``,
-    each ``(n,)``:
-
-        text  = mean[ s00 > s01  and  s11 > s10 ]   (each image picks its own caption)
-        image = mean[ s00 > s10  and  s11 > s01 ]   (each caption picks its own image)
-        group = mean[ text and image ]
-
-    Comparisons are strict: a tie is a failure. Chance levels: ``WINOGROUND_CHANCE``.
-    """
-    sims = [torch.as_tensor(s) for s in (s00, s01, s10, s11)]
-    if any(s.dim() != 1 or s.shape != sims[0].shape for s in sims) or len(sims[0]) == 0:
-        raise ValueError(
-            "winoground_from_similarity expects four non-empty (n,) tensors, got shapes "
-            f"{[tuple(s.shape) for s in sims]}"
-        )
-    s00, s01, s10, s11 = sims
-    text = (s00 > s01) & (s11 > s10)
-    image = (s00 > s10) & (s11 > s01)
-    group = text & image
-    return {"text": text.float().mean().item(), "image": image.float().mean().item(),
-            "group": group.float().mean().item()}
-
-
-def winoground_scores(model: DualEncoder, pairs, batch_size: int = 512) -> dict[str, float]:
-    """Text, image and group scores of ``model`` on ``winoground_pairs(...)`` (keys ``image0``,
-    ``tokens0``, ``image1``, ``tokens1``): see ``winoground_from_similarity``. Chance is 0.25,
-    0.25 and 1/6."""
-    image0, tokens0, image1, tokens1 = _split_tensors(
-        pairs, ("image0", "tokens0", "image1", "tokens1"), "winoground_scores")
-    i0, c0 = _embed_pairs(model, image0, tokens0, batch_size)
-    i1, c1 = _embed_pairs(model, image1, tokens1, batch_size)
-    return winoground_from_similarity(_rowwise(i0, c0), _rowwise(i0, c1), _rowwise(i1, c0),
-                                      _rowwise(i1, c1))
-
-
-def _rowwise(a: Tensor, b: Tensor) -> Tensor:
-    """``sim(a_i, b_i)`` for each row of two ``(n, d)`` unit-vector matrices."""
-    return (a * b).sum(-1)
+    images, tokens = split_tensors(split, ("image", "text"), "embed_dataset")
+    return embed_pairs(model, images, tokens, batch_size)

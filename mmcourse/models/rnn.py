@@ -37,6 +37,8 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
+from mmcourse.tensors import check_token_ids
+
 
 # --------------------------------------------------------------------------------------------
 # From scratch: one step of a recurrent cell
@@ -311,17 +313,7 @@ class SequenceEncoder(nn.Module):
     # -- input checks and lengths ------------------------------------------------------------
     def _inputs(self, x: Tensor, lengths: Tensor | None) -> tuple[Tensor, Tensor]:
         if self.embed is not None:
-            if x.dim() != 2 or x.dtype != torch.long:
-                raise ValueError(
-                    f"SequenceEncoder(vocab_size={self.vocab_size}) expects (batch, length) int64 "
-                    f"token ids, got {tuple(x.shape)} {x.dtype}"
-                )
-            if x.device.type == "cpu" and x.numel() and (int(x.max()) >= self.vocab_size
-                                                        or int(x.min()) < 0):
-                raise ValueError(
-                    f"token ids must lie in [0, {self.vocab_size}), got min {int(x.min())} "
-                    f"max {int(x.max())}"
-                )
+            check_token_ids(x, self.vocab_size, f"SequenceEncoder(vocab_size={self.vocab_size})")
             if lengths is None:
                 lengths = (x != self.padding_idx).sum(1)
             return self.embed(x), lengths

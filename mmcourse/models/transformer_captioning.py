@@ -9,8 +9,9 @@ transformer decoder that cross-attends to the image regions instead of a GRU.
 
 Position ``t`` sees ``x_1..x_t`` only (causal self-attention), so teacher forcing scores a whole
 caption in one parallel pass -- what makes it fast on a GPU -- while decoding runs the same
-network on the growing prefix. The decoder's "state" is that prefix ``(B, t)``, so greedy,
-beam search, sampling, ``log_prob`` and ``caption_report`` are ``Captioner``'s own, unchanged.
+network on the growing prefix. The decoder's "state" is that prefix ``(B, t)``: it implements
+the same ``start`` / ``step`` interface as ``Captioner``, so greedy, beam search, sampling
+(``mmcourse.models.decoding``), ``log_prob`` and ``caption_report`` work on it unchanged.
 The attention map ``α_t`` reported for plots is the last layer's cross-attention at step ``t``,
 averaged over heads.
 """
@@ -23,12 +24,12 @@ from torch import Tensor, nn
 from mmcourse import config
 from mmcourse.data.text import Vocab
 from mmcourse.models.attention import TransformerBlock
-from mmcourse.models.captioning import MAX_LEN, Captioner, Memory
+from mmcourse.models.captioning import MAX_LEN, Captioner, CaptionModel, Memory
 
 __all__ = ["TransformerCaptioner", "captioner_for"]
 
 
-class TransformerCaptioner(Captioner):
+class TransformerCaptioner(CaptionModel):
     """CNN regions + causal transformer decoder with cross-attention (see the module docstring).
 
     ``dim``: the decoder's width (and the regions'); ``heads``, ``layers``: of the
@@ -40,11 +41,10 @@ class TransformerCaptioner(Captioner):
     def __init__(self, vocab_size: int, image_size: int = 32, dim: int = 128, heads: int = 4,
                  layers: int = 2, *, width: int = 32, max_positions: int = MAX_LEN + 1,
                  dropout: float = 0.0, vocab: Vocab | None = None):
-        nn.Module.__init__(self)
         if isinstance(layers, bool) or not isinstance(layers, int) or layers < 1:
             raise ValueError(f"layers must be a positive int, got {layers!r}")
-        self._init_common(vocab_size, image_size, width, vocab)
-        self.cell_type, self.dim, self.max_positions = "transformer", dim, max_positions
+        super().__init__(vocab_size, image_size, width, vocab)
+        self.dim, self.max_positions = dim, max_positions
         self.key_proj = nn.Linear(self.encoder.grid_dim, dim)                     # W_k
         self.position = nn.Parameter(0.02 * torch.randn(1, self.num_regions, dim))  # p_i
         self.key_norm = nn.LayerNorm(dim)
@@ -92,7 +92,7 @@ class TransformerCaptioner(Captioner):
         return self.decode_prefix(inputs, memory)
 
 
-def captioner_for(vocab: Vocab, image_size: int, profile: str | config.Profile | None = None) -> Captioner:
+def captioner_for(vocab: Vocab, image_size: int, profile: str | config.Profile | None = None) -> CaptionModel:
     """The run profile's captioner (``profile().captioner``), widths scaled by ``model_scale``:
     ``"gru"`` gives ``Captioner(hidden=64·s, width=32·s)`` (the defaults at ``s = 1``),
     ``"transformer"`` a 2-layer, 4-head ``TransformerCaptioner(dim=64·s, width=16·s)``."""

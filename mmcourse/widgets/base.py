@@ -25,6 +25,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 
+from mmcourse.tensors import to_numpy
+
 
 def new_figure(width: float, height: float, *, dpi: int = 80):
     """A ``Figure`` not registered with ``pyplot`` (nothing is shown twice or leaks)."""
@@ -33,16 +35,9 @@ def new_figure(width: float, height: float, *, dpi: int = 80):
     return Figure(figsize=(width, height), dpi=dpi)
 
 
-def as_numpy(x) -> np.ndarray:
-    """A NumPy copy of a tensor, array or list."""
-    if hasattr(x, "detach"):
-        x = x.detach().cpu().float().numpy() if x.is_floating_point() else x.detach().cpu().numpy()
-    return np.asarray(x)
-
-
 def image_for_imshow(img) -> tuple[np.ndarray, str | None]:
     """``(C, H, W)`` / ``(H, W)`` → what ``imshow`` takes, and the colour map (``None`` for RGB)."""
-    img = as_numpy(img)
+    img = to_numpy(img)
     if img.ndim == 3 and img.shape[0] in (1, 3):
         img = img.transpose(1, 2, 0)
         if img.shape[-1] == 1:

@@ -22,6 +22,7 @@ import numpy as np
 import torch
 
 from mmcourse.data.text import Vocab
+from mmcourse.tensors import model_device
 from mmcourse.widgets.base import image_for_imshow, make_explorer, new_figure, slider_style
 
 if TYPE_CHECKING:
@@ -36,7 +37,7 @@ class DecodingCache:
     def __init__(self, model, images: torch.Tensor, vocab: Vocab, seed: int = 0,
                  beams: range = range(1, 9)):
         self.model, self.images, self.vocab, self.seed = model, images, vocab, seed
-        self.dev = next(model.parameters()).device
+        self.dev = model_device(model)
         self.results: dict[tuple, dict] = {}
         model.eval()
         x = images.to(self.dev)

@@ -24,8 +24,9 @@ import numpy as np
 from mmcourse.data import quality
 from mmcourse.data.base import ModalDataset
 from mmcourse.robustness import RobustnessCurve
+from mmcourse.tensors import to_numpy
 from mmcourse.train import evaluate
-from mmcourse.widgets.base import as_numpy, image_for_imshow, make_explorer, new_figure, slider_style
+from mmcourse.widgets.base import image_for_imshow, make_explorer, new_figure, slider_style
 
 if TYPE_CHECKING:
     from mmcourse.widgets.base import Explorer
@@ -63,7 +64,7 @@ def robustness_table(models: Mapping[str, object], data: ModalDataset, corruptio
         for strategy, model in models.items():
             outs = [evaluate(model, s, batch_size=batch_size, return_outputs=True) for s in splits]
             acc[strategy] = np.array([o["accuracy"] for o in outs])
-            pred[strategy] = np.stack([as_numpy(o["logits"]).argmax(1) for o in outs])
+            pred[strategy] = np.stack([to_numpy(o["logits"]).argmax(1) for o in outs])
         curves = {s: RobustnessCurve(list(levels), a.tolist(), s) for s, a in acc.items()}
         table[name] = {"levels": list(levels), "accuracy": acc, "predicted": pred, "data": splits,
                        "curves": curves}
@@ -89,7 +90,7 @@ def fusion_explorer(models: Mapping[str, object], data: ModalDataset, *,
     if not corruptions:
         raise ValueError(f"no default corruption applies to the modalities {modalities}; pass corruptions=")
     table = robustness_table(models, data, corruptions)
-    labels = as_numpy(data.tensors["label"])
+    labels = to_numpy(data.tensors["label"])
     shown = [m for m in ("image", "audio") if m in modalities] or modalities[:1]
     n_levels = max(len(c[1]) for c in corruptions.values())
 
@@ -147,7 +148,7 @@ def fusion_explorer(models: Mapping[str, object], data: ModalDataset, *,
         for r, c, m, ax, art, txt in pictures:
             present = bool(quality.mask_of(split, m)[c])
             x = split.tensors[m][c]
-            art.set_data(image_for_imshow(x)[0] if m != "audio" else as_numpy(x[0]))
+            art.set_data(image_for_imshow(x)[0] if m != "audio" else to_numpy(x[0]))
             art.autoscale()
             art.set_visible(present)
             txt.set_visible(not present)

@@ -25,8 +25,9 @@ import torch
 from mmcourse import metrics
 from mmcourse.data import quality
 from mmcourse.data.base import ModalDataset
+from mmcourse.tensors import to_numpy
 from mmcourse.train import evaluate
-from mmcourse.widgets.base import as_numpy, image_for_imshow, make_explorer, new_figure, slider_style
+from mmcourse.widgets.base import image_for_imshow, make_explorer, new_figure, slider_style
 
 if TYPE_CHECKING:
     from mmcourse.widgets.base import Explorer
@@ -56,7 +57,7 @@ def quality_explorer(model, data: ModalDataset, *, noise_modality: str = "image"
     data = data.subset(slice(0, n)).select([*modalities, "label"])
     n = len(data)
     data = ModalDataset({**data.tensors, "index": torch.arange(n)}, name=data.name, meta=data.meta)
-    labels = as_numpy(data.tensors["label"])
+    labels = to_numpy(data.tensors["label"])
     num_classes = int(labels.max()) + 1
     levels = [float(v) for v in noise_levels]
     # logits[(level, absent modality or None)]: (N, C), every sample, computed once
@@ -64,10 +65,10 @@ def quality_explorer(model, data: ModalDataset, *, noise_modality: str = "image"
     noisy = {}
     for k, sigma in enumerate(levels):
         noisy[k] = quality.gaussian_noise(data, sigma, modality=noise_modality, seed=seed)
-        logits[(k, None)] = as_numpy(evaluate(model, noisy[k], return_outputs=True)["logits"])
+        logits[(k, None)] = to_numpy(evaluate(model, noisy[k], return_outputs=True)["logits"])
         for m in modalities:
             gone = quality.remove_modality(noisy[k], modality=m)
-            logits[(k, m)] = as_numpy(evaluate(model, gone, return_outputs=True)["logits"])
+            logits[(k, m)] = to_numpy(evaluate(model, gone, return_outputs=True)["logits"])
 
     controls = {
         "ratio": widgets.FloatLogSlider(1.0, base=10, min=0, max=1.7, step=0.05,
@@ -111,8 +112,8 @@ def quality_explorer(model, data: ModalDataset, *, noise_modality: str = "image"
     def draw(fig, ratio: float, p_missing: float, missing: str, noise: int) -> dict:
         fewer = quality.imbalance(noisy[noise], ratio, seed=seed)
         final = quality.drop_modality(fewer, p_missing, modality=missing, seed=seed)
-        idx = as_numpy(final.tensors["index"])
-        present = as_numpy(quality.mask_of(final, missing))
+        idx = to_numpy(final.tensors["index"])
+        present = to_numpy(quality.mask_of(final, missing))
         scores = np.where(present[:, None], logits[(noise, None)][idx], logits[(noise, missing)][idx])
         y, y_hat = labels[idx], scores.argmax(1)
         acc = metrics.accuracy(y, y_hat)

@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from mmcourse.widgets.base import as_numpy, make_explorer, new_figure, slider_style
+from mmcourse.tensors import to_numpy
+from mmcourse.widgets.base import make_explorer, new_figure, slider_style
 
 if TYPE_CHECKING:
     from mmcourse.widgets.base import Explorer
@@ -51,8 +52,8 @@ def _scores_from(scores, data, batch_size: int = 512) -> tuple[np.ndarray, np.nd
         from mmcourse.train import evaluate
 
         out = evaluate(scores, data, batch_size=batch_size, return_outputs=True)
-        return as_numpy(out["logits"]), as_numpy(out["targets"])
-    s = as_numpy(scores).astype(np.float64)
+        return to_numpy(out["logits"]), to_numpy(out["targets"])
+    s = to_numpy(scores).astype(np.float64)
     if s.ndim == 1:
         s = s[None]
     if s.ndim != 2 or s.shape[1] < 2:
@@ -73,7 +74,7 @@ def softmax_explorer(scores, data=None, *, labels=None, class_names: Sequence[st
 
     s, y = _scores_from(scores, data)
     if labels is not None:
-        y = as_numpy(labels).astype(np.int64)
+        y = to_numpy(labels).astype(np.int64)
         if len(y) != len(s):
             raise ValueError(f"labels has {len(y)} entries for {len(s)} score rows")
     s, y = s[:max_examples], (None if y is None else y[:max_examples])
