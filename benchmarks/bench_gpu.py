@@ -47,13 +47,12 @@ from mmcourse.models import (  # noqa: E402
     Frames,
     SequenceEncoder,
     UnimodalClassifier,
-    caption_report,
     captioner_for,
     image_encoder,
     make_fusion,
-    retrieval_report,
     spectrogram_encoder,
 )
+from mmcourse.reports import caption_report, retrieval_report  # noqa: E402
 from mmcourse.train import evaluate, fit, prepare  # noqa: E402
 
 START = time.perf_counter()

@@ -13,10 +13,9 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 
 from mmcourse.config import device as pick_device
 from mmcourse.data.av_digits import load_av_digits
@@ -29,16 +28,12 @@ from mmcourse.models import (
     image_encoder,
     make_fusion,
 )
-from mmcourse.train import fit
+from mmcourse.train import fit, output_loss
 
 
 def _loss(model, outputs, batch) -> torch.Tensor:
-    """The objective fit() would use: a model's own loss, a dict's "loss", or cross-entropy."""
-    if hasattr(model, "loss") and callable(model.loss):
-        return model.loss(outputs, batch)
-    if isinstance(outputs, Mapping):
-        return outputs["loss"]
-    return F.cross_entropy(outputs, batch["label"])
+    """The objective fit() uses for a ModelOutput (mmcourse.train.output_loss)."""
+    return output_loss(outputs, batch.get("label"))
 
 
 def bare_loop(model, tensors: dict, epochs: int, batch_size: int, dev) -> None:

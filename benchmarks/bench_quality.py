@@ -53,7 +53,7 @@ def imbalance_figures(digits, seed, epochs) -> dict:
         model = early(digits, seed)
         fit(model, data, epochs=epochs, lr=2e-3, loss_fn=loss, progress=False, seed=seed)
         res = evaluate(model, test, return_outputs=True)
-        prf = precision_recall_f1(res["targets"], res["logits"].argmax(1), 10, average=None)
+        prf = precision_recall_f1(res["targets"], res.logits.argmax(1), 10, average=None)
         out[name] = (float(prf.f1.mean()), float(prf.recall[7:].mean()), res["accuracy"])
     return out
 
@@ -90,8 +90,8 @@ def missing_and_noise_figures(digits, seed, epochs) -> dict:
     mixed = q.shuffle_pairs(test, 0.3, modality="audio", seed=seed)
     late = models["late"].eval()
     with torch.no_grad():
-        late(mixed.tensors)
-    u, v = (torch.softmax(late.modality_scores[m], 1) for m in MODS)
+        scores = late(mixed.tensors).extras["modality_scores"]
+    u, v = (torch.softmax(scores[m], 1) for m in MODS)
     flagged = R.detect_mispaired(u, v, 0.15)
     bad = mixed.meta["mispaired"]
     out["mispair/late acc"] = evaluate(late, mixed)["accuracy"]

@@ -19,6 +19,7 @@ import statistics
 import time
 
 import torch
+import torch.nn.functional as F
 
 
 def explorers():
@@ -41,13 +42,13 @@ def explorers():
     av = load_av_digits(seed=0)
     train, test = (s.select(["image", "audio", "label"]) for s in (av.train, av.test))
     models = {s: make_fusion(s, train, seed=0) for s in ("early", "late")}
-    tokens, lengths = shapes.test.tensors["tokens"][:8], shapes.test.tensors["length"][:8]
+    tokens, lengths = shapes.test.tensors["text"][:8], shapes.test.tensors["length"][:8]
     words = [[vocab.itos[t] for t in row[:n]] for row, n in zip(tokens.tolist(), lengths)]
     levels = (0.0, 0.5, 1.0, 2.0, 3.0)
     builders = {
         "softmax": lambda: softmax_explorer(models["early"], test.subset(slice(0, 100))),
-        "attention": lambda: attention_explorer(TinyCausalDecoder(len(vocab), 32, 2, 2, 12), tokens,
-                                                labels=words),
+        "attention": lambda: attention_explorer(TinyCausalDecoder(len(vocab), 32, 2, 2, 12),
+                                                {"text": F.pad(tokens, (0, 1))}, labels=words),
         "retrieval": lambda: retrieval_explorer(DualEncoder(len(vocab)), shapes.test, n=200),
         "decoding": lambda: decoding_explorer(Captioner(len(vocab), vocab=vocab), shapes.test, max_images=16),
         "fusion": lambda: fusion_explorer(models, test, n=300),

@@ -289,9 +289,10 @@ class OGMGE:
 
     The model's output must carry per-modality scores in ``outputs.extras["modality_scores"]``
     (``LateFusion``'s does) and the model its branches in ``model.encoders[m]`` /
-    ``model.heads[m]``. Each step computes ``k_m = 1 − tanh(α · max(ρ_m − 1, 0))`` (see the module docstring) and multiplies the
-    gradients of modality ``m``'s branch by it; with ``ge=True`` the slowed branch also gets noise
-    ``N(0, std(g)²)``. ``history`` records ``{m: k_m}`` for every step, ``ratios`` the ``ρ_m``.
+    ``model.heads[m]``. Each step computes ``k_m = 1 − tanh(α · max(ρ_m − 1, 0))`` (see the module
+    docstring) and multiplies the gradients of modality ``m``'s branch by it; with ``ge=True`` the
+    slowed branch also gets noise ``N(0, std(g)²)``. ``history`` records ``{m: k_m}`` for every
+    step, ``ratios`` the ``ρ_m``.
     """
 
     def __init__(self, alpha: float = 1.0, *, ge: bool = True, target: str = "label", seed: int = 0):

@@ -103,6 +103,10 @@ def test_sdpa_errors_name_the_shapes():
         scaled_dot_product_attention(q, k, v, mask=torch.ones(LQ, LK))
     with pytest.raises(ValueError, match="do not broadcast"):
         scaled_dot_product_attention(q, k[:1].expand(3, -1, -1, -1), v)
+    with pytest.raises(ValueError, match=r"\(q\) expects a float tensor, got dtype torch.int64"):
+        scaled_dot_product_attention(q.long(), k.long(), v.long())
+    with pytest.raises(ValueError, match=r"\(v\) expects torch.float32 input.*got torch.float64"):
+        scaled_dot_product_attention(q, k, v.double())
     with pytest.raises(ValueError, match=r"lengths must be a \(batch,\) integer tensor"):
         padding_mask(torch.tensor([1.5, 2.0]))
     assert padding_mask(torch.tensor([2, 0])).tolist() == [[True, True], [False, False]]
@@ -171,6 +175,11 @@ def test_multihead_mask_forms_agree_and_errors():
         mha(x, mask=torch.ones(B, 3, 4, 4, dtype=torch.bool))
     with pytest.raises(ValueError, match=r"expects x \(batch, length, 8\), got \(2, 4, 6\)"):
         mha(torch.randn(B, 4, 6))
+    with pytest.raises(ValueError, match=r"MultiHeadAttention expects torch.float32 input like its weights, "
+                                         r"got torch.float64"):
+        mha(x.double())
+    with pytest.raises(ValueError, match=r"MultiHeadAttention expects a float tensor, got dtype torch.int64"):
+        mha(torch.ones(B, 4, 8, dtype=torch.long))
     with pytest.raises(ValueError, match=r"expects a context \(batch=2, length, 8\), got \(2, 3, 5\)"):
         mha(x, torch.randn(B, 3, 5))
     with pytest.raises(ValueError, match="dim must be divisible by heads"):
@@ -220,26 +229,43 @@ def test_causal_decoder_never_reads_the_future_exactly():
     torch.manual_seed(0)
     dec = TinyCausalDecoder(vocab_size=11, dim=16, heads=4, layers=3, max_len=12).eval()
     tokens = torch.randint(0, 11, (3, 12), generator=torch.Generator().manual_seed(0))
-    logits = dec(tokens)
+    out = dec.run(tokens)
+    logits = out.logits
     assert logits.shape == (3, 12, 11)
     for t in range(11):
         changed = tokens.clone()
         changed[:, t + 1:] = (changed[:, t + 1:] + 1 + t % 10) % 11  # perturb every token after t
-        other = dec(changed)
+        other = dec.run(changed).logits
         assert torch.equal(other[:, :t + 1], logits[:, :t + 1])       # bit-identical up to t
         assert not torch.allclose(other[:, t + 1], logits[:, t + 1])   # ... and t+1 does change
-    assert len(dec.last_attention) == 3
-    assert (dec.last_attention[0].triu(1) == 0).all()
+    assert len(out.extras["attention"]) == 3
+    assert (out.extras["attention"][0].triu(1) == 0).all()
+
+
+def test_causal_decoder_trains_on_a_batch_dict_with_the_next_token_loss():
+    """forward(batch) reads batch["text"], predicts tokens[1:] from tokens[:-1] and ignores the
+    padding: its loss is the mean cross-entropy over the non-pad next tokens."""
+    torch.manual_seed(0)
+    dec = TinyCausalDecoder(11, 16, 4, 1, max_len=8)
+    text = torch.tensor([[1, 5, 6, 2, 0, 0], [1, 7, 8, 9, 10, 2]])
+    out = dec({"text": text})
+    assert out.logits.shape == (2, 5, 11)
+    targets = text[:, 1:]
+    keep = targets != 0
+    manual = -out.logits.log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)[keep].mean()
+    torch.testing.assert_close(out.loss, manual)
+    with pytest.raises(KeyError, match="expects modality 'text'"):
+        dec({"tokens": text})
 
 
 def test_causal_decoder_errors():
     dec = TinyCausalDecoder(11, 16, 4, 1, max_len=6)
     with pytest.raises(ValueError, match="exceeds max_len=6"):
-        dec(torch.zeros(1, 7, dtype=torch.long))
-    with pytest.raises(ValueError, match=r"int64 token ids, got \(1, 3\) torch.float32"):
-        dec(torch.zeros(1, 3))
-    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 11\), got min 0 max 11"):
-        dec(torch.tensor([[0, 11]]))
+        dec({"text": torch.zeros(1, 8, dtype=torch.long)})
+    with pytest.raises(ValueError, match=r"token ids \(batch, length\) int64, got \(1, 3\) torch.float32"):
+        dec.run(torch.zeros(1, 3))
+    with pytest.raises(ValueError, match=r"token ids in \[0, 11\), got ids from 0 to 11"):
+        dec.run(torch.tensor([[0, 11]]))
 
 
 def test_causal_decoder_learns_to_copy_the_first_half():
@@ -259,7 +285,7 @@ def test_causal_decoder_learns_to_copy_the_first_half():
 
     for _ in range(300):
         x = sequences(64, g)
-        logits = dec(x[:, :-1])[:, half - 1:]  # predictions of positions half .. 2·half-1
+        logits = dec.run(x[:, :-1]).logits[:, half - 1:]  # predictions of positions half .. 2·half-1
         loss = F.cross_entropy(logits.reshape(-1, vocab), x[:, half:].reshape(-1))
         opt.zero_grad()
         loss.backward()

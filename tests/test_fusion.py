@@ -5,6 +5,7 @@ import torch
 from torch import nn
 
 from mmcourse.baselines import modality_report
+from mmcourse.data.base import Splits
 from mmcourse.models.fusion import (
     STRATEGIES,
     EarlyFusion,
@@ -13,21 +14,23 @@ from mmcourse.models.fusion import (
     count_parameters,
     make_fusion,
 )
-from mmcourse.train import evaluate, fit
+from mmcourse.models.output import ModelOutput
+from mmcourse.train import evaluate, fit, output_loss
 
-#: test accuracy each strategy must reach on AV-Digits (default knobs, seed 0, EPOCHS epochs);
-#: measured figures (10 epochs) are in the comments. Chance is 0.10; the best single modality
-#: (audio) ~0.78.
+#: test accuracy each strategy must reach on AV-Digits (default knobs, seed 0) after EPOCHS epochs
+#: on the first TRAIN_SAMPLES training samples; measured figures are in the comments (2-core
+#: AVX-512 CPU; another CPU moves them by up to ~2 points, hence margins of 4-5 points).
+#: Chance is 0.10; the best single modality (audio) reaches ~0.60 on the same data.
 STATED = {
-    "early": 0.84,            # 0.874
-    "late": 0.90,             # 0.940
-    "late-learned": 0.90,     # 0.943
-    "vote": 0.86,             # 0.910
-    "cross-attention": 0.78,  # 0.824 (slowest to start: 0.33 val after epoch 1)
-    "tensor": 0.78,           # 0.832
-    "gated": 0.84,            # 0.890
+    "early": 0.69,            # 0.735
+    "late": 0.78,             # 0.822
+    "late-learned": 0.78,     # 0.832
+    "vote": 0.71,             # 0.758
+    "cross-attention": 0.48,  # 0.526 (slowest to start)
+    "tensor": 0.65,           # 0.693
+    "gated": 0.70,            # 0.740
 }
-EPOCHS = 10
+EPOCHS, TRAIN_SAMPLES = 6, 1500
 
 
 def small_batch(av_digits, n=6):
@@ -43,7 +46,9 @@ def models(av_digits):
 def test_every_strategy_gives_scores_and_probabilities(models, av_digits, strategy):
     model, batch = models[strategy], small_batch(av_digits)
     assert model.modalities == ("image", "audio", "text")
-    s = model(batch)
+    out = model(batch)
+    assert isinstance(out, ModelOutput)
+    s = out.logits
     assert s.shape == (6, 10) and torch.isfinite(s).all()
     torch.testing.assert_close(model.scores(batch), s)
     p = model.probabilities(batch)
@@ -60,16 +65,16 @@ def test_an_absent_modality_is_ignored_not_read(models, av_digits, strategy):
     model, batch = models[strategy], small_batch(av_digits)
     mask = torch.tensor([True, False, True, False, True, True])
     masked = {**batch, "image_mask": mask}
-    before = model(masked)
+    before = model(masked).logits
     perturbed = {**masked, "image": batch["image"] + 10 * torch.randn_like(batch["image"])}
-    after = model(perturbed)
+    after = model(perturbed).logits
     torch.testing.assert_close(after[~mask], before[~mask])
     assert not torch.allclose(after[mask], before[mask])
-    absent = model({**batch, "image": None})
+    absent = model({**batch, "image": None}).logits
     torch.testing.assert_close(absent[~mask], before[~mask], atol=1e-5, rtol=0)
-    only_text = model({**batch, "image": None, "audio": None})
+    only_text = model({**batch, "image": None, "audio": None}).logits
     assert only_text.shape == (6, 10) and torch.isfinite(only_text).all()
-    none = model({"image": None, "audio": None, "text": None, "label": batch["label"]})
+    none = model({"image": None, "audio": None, "text": None, "label": batch["label"]}).logits
     assert torch.isfinite(none).all()
 
 
@@ -88,6 +93,12 @@ def test_bad_input_names_what_was_expected(models, av_digits):
         make_fusion("early", av_digits, modalities=("image", "video"))
     with pytest.raises(TypeError, match="batch dict"):
         models["tensor"](batch["image"])
+    with pytest.raises(ValueError, match=r"ConvEncoder expects a float tensor, got dtype torch.uint8"):
+        models["early"]({**batch, "image": (batch["image"] * 255).to(torch.uint8)})
+    with pytest.raises(ValueError, match=r"BagOfWords expects token ids \(batch, length\) int64"):
+        models["late"]({**batch, "text": batch["text"].float()})
+    with pytest.raises(ValueError, match=r"token ids in \[0, \d+\), got ids from 999 to 999"):
+        models["vote"]({**batch, "text": batch["text"].clamp(max=0) + torch.tensor(999)})
 
 
 class Fixed(nn.Module):
@@ -99,11 +110,12 @@ class Fixed(nn.Module):
         return x
 
 
-def late(combine):
-    model = LateFusion({"a": Fixed(), "b": Fixed(), "c": Fixed()}, 3, combine=combine)
+def late(combine, **options):
+    model = LateFusion({"a": Fixed(), "b": Fixed(), "c": Fixed()}, 3, combine=combine, **options)
     for m in model.heads:
         model.heads[m] = nn.Identity()
-    return model.eval()
+    model.eval()
+    return lambda batch: model(batch).logits
 
 
 def test_late_fusion_combines_scores_as_documented():
@@ -118,6 +130,40 @@ def test_late_fusion_combines_scores_as_documented():
     without_c = {**s, "c_mask": torch.tensor([False])}
     torch.testing.assert_close(late("mean")(without_c), (s["a"] + s["b"]) / 2)
     assert late("vote")(without_c).argmax(1).item() == 0  # a is more confident than b
+
+
+def test_late_fusion_objective_trains_each_expert_on_the_given_target():
+    """The experts' scores come back as auxiliary logits weighted by presence, so fit()'s objective
+    is CE(s, y) + Σ_m mean over present samples of CE(s_m, y); without expert losses, CE(s, y)."""
+    s = {"a": torch.randn(4, 3), "b": torch.randn(4, 3), "c": torch.randn(4, 3)}
+    y = torch.tensor([0, 1, 2, 1])
+    present_c = torch.tensor([True, False, True, True])
+    for combine in ("mean", "learned", "vote"):
+        model = LateFusion({"a": Fixed(), "b": Fixed(), "c": Fixed()}, 3, combine=combine)
+        out = model({**s, "c_mask": present_c})
+        ce = nn.functional.cross_entropy
+        experts = sum(ce(out.extras["modality_scores"][m], y) for m in "ab")
+        per = ce(out.extras["modality_scores"]["c"], y, reduction="none")
+        experts = experts + per[present_c].mean()
+        main = 0.0 if combine == "vote" else ce(out.logits, y)
+        torch.testing.assert_close(output_loss(out, y), main + experts)
+    plain = LateFusion({"a": Fixed(), "b": Fixed()}, 3, expert_losses=False)
+    out = plain({"a": s["a"], "b": s["b"]})
+    assert out.aux_logits == {}
+    torch.testing.assert_close(output_loss(out, y), nn.functional.cross_entropy(out.logits, y))
+    with pytest.raises(ValueError, match="vote.*needs expert_losses=True"):
+        LateFusion({"a": Fixed()}, 3, combine="vote", expert_losses=False)
+
+
+def test_building_a_model_leaves_the_global_random_stream_alone(av_digits):
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    first = make_fusion("early", av_digits, seed=0)
+    assert torch.equal(torch.rand(3), expected)
+    again = make_fusion("early", av_digits, seed=0)
+    for p, q in zip(first.parameters(), again.parameters()):
+        assert torch.equal(p, q)   # and the seed still fixes the initial weights
 
 
 def test_tensor_fusion_keeps_all_orders_of_interaction():
@@ -135,47 +181,74 @@ def test_tensor_fusion_keeps_all_orders_of_interaction():
     assert expected[:, -1].eq(1).all()  # the constant term; a alone, b alone, and a_i b_j terms
 
 
-def test_early_fusion_sees_presence_flags():
-    model = EarlyFusion({"a": Fixed(), "b": Fixed()}, 2)
-    assert model.head[1].in_features == 3 + 3 + 2
+def test_early_fusion_tells_an_absent_modality_from_zero_features():
+    """Its head sees presence flags: an absent modality and a present one whose features are all
+    zero give different scores (without the flags they would be the same input)."""
+    torch.manual_seed(0)
+    model = EarlyFusion({"a": Fixed(), "b": Fixed()}, 2).eval()
+    batch = {"a": torch.zeros(1, 3), "b": torch.randn(1, 3)}
+    present = model(batch).logits
+    absent = model({**batch, "a_mask": torch.tensor([False])}).logits
+    assert not torch.allclose(present, absent)
 
 
 def test_make_fusion_uses_the_same_encoders_for_every_strategy(models):
     sizes = {s: sum(p.numel() for p in m.encoders.parameters()) for s, m in models.items()
              if hasattr(m, "encoders")}
     assert len(set(sizes.values())) == 1, sizes
-    for s, m in models.items():
-        assert 100_000 < count_parameters(m) < 1_000_000, (s, count_parameters(m))
+
+
+def test_count_parameters_counts_what_trains(models):
+    """Early fusion's count is its encoders plus the head's two layers, by the formula
+    (Σ dim_m + M)·h + h + h·C + C; frozen parameters do not count."""
+    early = models["early"]
+    encoders = sum(p.numel() for p in early.encoders.parameters())
+    d, m, h, c = 3 * 64, 3, 128, 10
+    assert count_parameters(early) == encoders + (d + m) * h + h + h * c + c
+    early.encoders.requires_grad_(False)
+    try:
+        assert count_parameters(early) == (d + m) * h + h + h * c + c
+    finally:
+        early.encoders.requires_grad_(True)
 
 
 @pytest.fixture(scope="module")
-def unimodal(av_digits):
-    return modality_report(av_digits, seed=0)
+def small_av_digits(av_digits):
+    """AV-Digits with the first TRAIN_SAMPLES training samples: learning shows in seconds."""
+    return Splits(av_digits.train.subset(torch.arange(TRAIN_SAMPLES)), av_digits.val, av_digits.test,
+                  info=av_digits.info)
+
+
+@pytest.fixture(scope="module")
+def unimodal(small_av_digits):
+    return modality_report(small_av_digits, seed=0)
 
 
 _ACCURACY: dict[str, float] = {}
 
 
-def fused_test_accuracy(av_digits, strategy: str) -> float:
+def fused_test_accuracy(data, strategy: str) -> float:
     """Train ``strategy`` on equal terms (same encoders, epochs, lr, batch, seed); cached."""
     if strategy not in _ACCURACY:
-        model = make_fusion(strategy, av_digits, seed=0)
-        history = fit(model, av_digits.train, av_digits.val, epochs=EPOCHS, lr=2e-3, batch_size=64,
+        model = make_fusion(strategy, data, seed=0)
+        history = fit(model, data.train, data.val, epochs=EPOCHS, lr=3e-3, batch_size=64,
                       seed=0, progress=False)
-        assert history["train_loss"][-1] < 0.5 * history["train_loss"][0]
-        _ACCURACY[strategy] = evaluate(model, av_digits.test)["accuracy"]
+        assert history["train_loss"][-1] < 0.7 * history["train_loss"][0]
+        _ACCURACY[strategy] = evaluate(model, data.test)["accuracy"]
     return _ACCURACY[strategy]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("strategy", STRATEGIES)
-def test_each_fusion_reaches_its_stated_accuracy(av_digits, strategy):
-    acc = fused_test_accuracy(av_digits, strategy)
+def test_each_fusion_reaches_its_stated_accuracy(small_av_digits, strategy):
+    acc = fused_test_accuracy(small_av_digits, strategy)
     print(f"{strategy}: test accuracy {acc:.3f}")
     assert acc >= STATED[strategy], f"{strategy}: {acc:.3f} < stated {STATED[strategy]}"
 
 
-def test_best_fusion_beats_best_single_modality_by_5_points(av_digits, unimodal):
+@pytest.mark.slow
+def test_best_fusion_beats_best_single_modality_by_5_points(small_av_digits, unimodal):
     best_single = max(unimodal[m] for m in ("image", "audio", "text"))
-    best_fused = max(fused_test_accuracy(av_digits, s) for s in STRATEGIES)
+    best_fused = max(fused_test_accuracy(small_av_digits, s) for s in ("late", "late-learned"))
     print(f"best single modality {best_single:.3f}, best fusion {best_fused:.3f}")
     assert best_fused >= best_single + 0.05

@@ -6,6 +6,7 @@ from torch import nn
 
 from mmcourse.data.base import ModalDataset
 from mmcourse.interpret import modality_ablation, saliency
+from mmcourse.models.output import ModelOutput
 
 
 class Linear(nn.Module):
@@ -19,7 +20,7 @@ class Linear(nn.Module):
         self.fc = nn.Linear(int(torch.tensor(shape).prod()), classes)
 
     def forward(self, batch):
-        return self.fc(batch["image"].flatten(1))
+        return ModelOutput(logits=self.fc(batch["image"].flatten(1)))
 
 
 class Mlp(nn.Module):
@@ -32,7 +33,7 @@ class Mlp(nn.Module):
         self.net = nn.Sequential(nn.Linear(9 + 5, 16), nn.Tanh(), nn.Dropout(0.5), nn.Linear(16, 3))
 
     def forward(self, batch):
-        return self.net(torch.cat([batch["image"].flatten(1), batch["audio"]], dim=1))
+        return ModelOutput(logits=self.net(torch.cat([batch["image"].flatten(1), batch["audio"]], dim=1)))
 
 
 def test_saliency_of_a_linear_model_is_the_weight_row():
@@ -58,15 +59,15 @@ def test_saliency_matches_the_jacobian_of_a_nonlinear_model():
     assert model.training  # mode restored
     model.eval()
     with torch.no_grad():
-        predicted = model({"image": image, "audio": audio}).argmax(1)
+        predicted = model({"image": image, "audio": audio}).logits.argmax(1)
     for i in range(4):
         jac = torch.autograd.functional.jacobian(
-            lambda im, i=i: model({"image": im[None], "audio": audio[i:i + 1]})[0], image[i])
+            lambda im, i=i: model({"image": im[None], "audio": audio[i:i + 1]}).logits[0], image[i])
         torch.testing.assert_close(got[i], jac[predicted[i]], rtol=1e-5, atol=1e-6)
     # the gradient with respect to the other modality, for a fixed class
     got_audio = saliency(model, {"image": image, "audio": audio}, "audio", target=1)
-    jac = torch.autograd.functional.jacobian(lambda a: model({"image": image[:1], "audio": a[None]})[0],
-                                             audio[0])
+    jac = torch.autograd.functional.jacobian(
+        lambda a: model({"image": image[:1], "audio": a[None]}).logits[0], audio[0])
     torch.testing.assert_close(got_audio[0], jac[1].abs(), rtol=1e-5, atol=1e-6)
     assert all(p.grad is None for p in model.parameters())
 
@@ -103,7 +104,7 @@ class Additive(nn.Module):
             s = s + self.ta[idx]
         if batch["b"] is not None:
             s = s + self.tb[idx]
-        return s
+        return ModelOutput(logits=s)
 
 
 def test_modality_ablation_by_hand():

@@ -13,15 +13,17 @@ from torch import nn
 from mmcourse.data.base import ModalDataset
 from mmcourse.data.shapes import load_shapes, shapes_vocab, winoground_pairs
 from mmcourse.models.retrieval import (
-    WINOGROUND_CHANCE,
     DualEncoder,
     Retrieved,
     cosine_similarity,
     embed_dataset,
     info_nce,
-    retrieval_report,
     retrieve,
     top_k,
+)
+from mmcourse.reports import (
+    WINOGROUND_CHANCE,
+    retrieval_report,
     winoground_from_similarity,
     winoground_scores,
 )
@@ -33,7 +35,7 @@ VOCAB = len(shapes_vocab())
 def small_batch(n=4, seed=0):
     g = torch.Generator().manual_seed(seed)
     return {"image": torch.rand(n, 3, 32, 32, generator=g),
-            "tokens": torch.randint(1, VOCAB, (n, 12), generator=g),
+            "text": torch.randint(1, VOCAB, (n, 12), generator=g),
             "label": torch.arange(n)}
 
 
@@ -178,8 +180,8 @@ def test_temperature_is_initialised_at_1_over_0_07_and_clamped_at_100():
         model.logit_scale.fill_(math.log(1000.0))
     assert model.scale.item() == pytest.approx(100.0)
     out = model(small_batch())
-    expected = info_nce(out["image_emb"], out["text_emb"], 100.0, torch.arange(4))
-    assert out["loss"].item() == pytest.approx(expected.item(), rel=1e-6)
+    expected = info_nce(out.extras["image_emb"], out.extras["text_emb"], 100.0, torch.arange(4))
+    assert out.loss.item() == pytest.approx(expected.item(), rel=1e-6)
 
 
 def test_forward_returns_loss_and_similarity_of_unit_embeddings():
@@ -187,12 +189,12 @@ def test_forward_returns_loss_and_similarity_of_unit_embeddings():
     model = DualEncoder(VOCAB, embed_dim=16)
     batch = small_batch(5)
     out = model(batch)
-    assert "logits" not in out and out["loss"].dim() == 0
-    assert out["similarity"].shape == (5, 5)
-    assert out["image_emb"].norm(dim=-1).tolist() == pytest.approx([1.0] * 5, abs=1e-5)
-    assert out["text_emb"].norm(dim=-1).tolist() == pytest.approx([1.0] * 5, abs=1e-5)
-    assert torch.allclose(out["similarity"], out["image_emb"] @ out["text_emb"].T)
-    assert model.modalities == ("image", "tokens")
+    assert out.logits is None and out.loss.dim() == 0
+    assert out.extras["similarity"].shape == (5, 5)
+    assert out.extras["image_emb"].norm(dim=-1).tolist() == pytest.approx([1.0] * 5, abs=1e-5)
+    assert out.extras["text_emb"].norm(dim=-1).tolist() == pytest.approx([1.0] * 5, abs=1e-5)
+    assert torch.allclose(out.extras["similarity"], out.extras["image_emb"] @ out.extras["text_emb"].T)
+    assert model.modalities == ("image", "text")
     # evaluate() reports a loss and, with no logits, no (meaningless) accuracy
     data = ModalDataset({k: v for k, v in batch.items()}, name="tiny")
     scores = evaluate(model, data, device="cpu")
@@ -203,23 +205,23 @@ def test_bad_input_gives_clear_errors():
     torch.manual_seed(0)
     model = DualEncoder(VOCAB)
     batch = small_batch()
-    with pytest.raises(KeyError, match="'tokens'"):
+    with pytest.raises(KeyError, match="'text'"):
         model({"image": batch["image"]})
     with pytest.raises(ValueError, match=r"\(batch, 3, 32, 32\), got \(4, 1, 28, 28\)"):
-        model({"image": torch.rand(4, 1, 28, 28), "tokens": batch["tokens"]})
+        model({"image": torch.rand(4, 1, 28, 28), "text": batch["text"]})
     with pytest.raises(ValueError, match=r"\(batch, 3, 32, 32\)"):
         model.encode_image(torch.rand(4, 3, 28, 28))
-    bad = batch["tokens"].clone()
+    bad = batch["text"].clone()
     bad[1, 3] = VOCAB
     with pytest.raises(ValueError, match=rf"token ids in \[0, {VOCAB}\), got ids from 1 to {VOCAB}"):
-        model({"image": batch["image"], "tokens": bad})
+        model({"image": batch["image"], "text": bad})
     bad[1, 3] = -1
     with pytest.raises(ValueError, match=rf"token ids in \[0, {VOCAB}\), got ids from -1 to"):
         model.encode_text(bad)
     with pytest.raises(ValueError, match="int64"):
-        model.encode_text(batch["tokens"].float())
+        model.encode_text(batch["text"].float())
     with pytest.raises(ValueError, match="as many images as captions"):
-        model({"image": batch["image"], "tokens": batch["tokens"][:3]})
+        model({"image": batch["image"], "text": batch["text"][:3]})
     with pytest.raises(TypeError, match="batch dict"):
         model(batch["image"])
 
@@ -237,8 +239,8 @@ def test_embed_dataset_gives_unit_vectors_in_eval_mode_and_restores_mode():
     model.eval()
     with torch.no_grad():
         assert torch.allclose(image_emb, model.encode_image(batch["image"]), atol=1e-6)
-        assert torch.allclose(text_emb, model.encode_text(batch["tokens"]), atol=1e-6)
-    with pytest.raises(KeyError, match="tokens"):
+        assert torch.allclose(text_emb, model.encode_text(batch["text"]), atol=1e-6)
+    with pytest.raises(KeyError, match="text"):
         embed_dataset(model, data.select(["image"]))
 
 
@@ -262,7 +264,7 @@ def test_retrieval_report_is_exact_on_a_known_similarity_matrix():
     # captions: T0 = e1, T1 = e2, T2 = T3 = e3 (scenes 2 and 3 share a caption: labels 0 1 2 2)
     # images:   I0 = e1, I1 = e3, I2 = e3, I3 = e2
     e = torch.eye(3)
-    split = {"image": torch.stack([e[0], e[2], e[2], e[1]]), "tokens": torch.tensor([[0], [1], [2], [2]]),
+    split = {"image": torch.stack([e[0], e[2], e[2], e[1]]), "text": torch.tensor([[0], [1], [2], [2]]),
              "label": torch.tensor([0, 1, 2, 2])}
     report = retrieval_report(Lookup(e), split, ks=(1, 2, 3, 10))
     # image -> text ranks (ties against the model): [1, 4, 1, 3]
@@ -298,7 +300,7 @@ def test_winoground_scores_read_the_right_similarities():
     sims = [(0.8, 0.1, 0.2, 0.9), (0.5, 0.2, 0.6, 0.7), (0.5, 0.6, 0.1, 0.7)]  # both, text, image
     pairs = {"image0": torch.tensor([image(s00, s01) for s00, s01, _, _ in sims]),
              "image1": torch.tensor([image(s10, s11) for _, _, s10, s11 in sims]),
-             "tokens0": torch.zeros(3, 1, dtype=torch.long), "tokens1": torch.ones(3, 1, dtype=torch.long)}
+             "text0": torch.zeros(3, 1, dtype=torch.long), "text1": torch.ones(3, 1, dtype=torch.long)}
     scores = winoground_scores(Lookup(torch.eye(3)), pairs)
     assert scores == pytest.approx({"text": 2 / 3, "image": 2 / 3, "group": 1 / 3})
 

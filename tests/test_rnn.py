@@ -222,17 +222,17 @@ def test_frames_input_with_spectrogram_frames_and_lengths():
     torch.testing.assert_close(short[0], enc(frames[:1, :4])[0], atol=1e-6, rtol=1e-5)
     # Frames adapts a spectrogram batch for UnimodalClassifier
     model = UnimodalClassifier(Frames(enc), "audio")
-    assert model({"audio": spec}).shape == (2, 10)
+    assert model({"audio": spec}).logits.shape == (2, 10)
 
 
 def test_sequence_encoder_errors():
     enc = SequenceEncoder(20)
-    want = r"expects \(batch, length\) int64 token ids, got \(2, 3\) torch.float32"
+    want = r"expects token ids \(batch, length\) int64, got \(2, 3\) torch.float32"
     with pytest.raises(ValueError, match=want):
         enc(torch.zeros(2, 3))
-    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 20\), got min 0 max 20"):
+    with pytest.raises(ValueError, match=r"token ids in \[0, 20\), got ids from 0 to 20"):
         enc(torch.tensor([[1, 20, 0]]))
-    with pytest.raises(ValueError, match=r"token ids must lie in \[0, 20\), got min -1"):
+    with pytest.raises(ValueError, match=r"token ids in \[0, 20\), got ids from -1"):
         enc(torch.tensor([[1, -1, 0]]))
     frames = SequenceEncoder(input_dim=32)
     with pytest.raises(ValueError, match=r"expects float frames \(batch, steps, 32\), got \(2, 5, 16\)"):

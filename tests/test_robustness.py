@@ -14,6 +14,7 @@ from mmcourse.data.base import ModalDataset
 from mmcourse.data.synergy import load_competition, load_xor
 from mmcourse.metrics import precision_recall_f1
 from mmcourse.models.fusion import make_fusion
+from mmcourse.models.output import ModelOutput
 from mmcourse.train import classification_loss, evaluate, fit
 
 
@@ -33,16 +34,17 @@ def test_weighted_and_focal_losses():
     logits, y = torch.randn(32, 4), torch.randint(4, (32,))
     w = torch.tensor([1.0, 2.0, 0.5, 3.0])
     batch = {"label": y}
-    torch.testing.assert_close(R.weighted_cross_entropy(w)(logits, batch),
+    out = ModelOutput(logits=logits)
+    torch.testing.assert_close(R.weighted_cross_entropy(w)(out, batch),
                                F.cross_entropy(logits, y, weight=w))
     # gamma = 0 is (weighted) cross-entropy
-    torch.testing.assert_close(R.focal_loss(0.0)(logits, batch), F.cross_entropy(logits, y))
-    torch.testing.assert_close(R.focal_loss(0.0, alpha=w)(logits, batch),
+    torch.testing.assert_close(R.focal_loss(0.0)(out, batch), F.cross_entropy(logits, y))
+    torch.testing.assert_close(R.focal_loss(0.0, alpha=w)(out, batch),
                                F.cross_entropy(logits, y, weight=w))
     # gamma = 2 against the formula, sample by sample
     p = torch.softmax(logits, 1)[torch.arange(32), y]
-    torch.testing.assert_close(R.focal_loss(2.0)(logits, batch), (-(1 - p) ** 2 * p.log()).mean())
-    assert R.focal_loss(2.0)(logits, batch) < F.cross_entropy(logits, y)
+    torch.testing.assert_close(R.focal_loss(2.0)(out, batch), (-(1 - p) ** 2 * p.log()).mean())
+    assert R.focal_loss(2.0)(out, batch) < F.cross_entropy(logits, y)
     with pytest.raises(ValueError, match="gamma"):
         R.focal_loss(-1.0)
 
@@ -181,7 +183,7 @@ def test_class_weights_raise_macro_f1_and_minority_recall_under_10_to_1_imbalanc
         model = make_fusion("early", av_digits, modalities=["audio", "text"], seed=0)
         fit(model, tr, epochs=8, lr=2e-3, loss_fn=loss, progress=False, seed=0)
         out = evaluate(model, te, return_outputs=True)
-        prf = precision_recall_f1(out["targets"], out["logits"].argmax(1), 10, average=None)
+        prf = precision_recall_f1(out["targets"], out.logits.argmax(1), 10, average=None)
         scores[name] = (float(prf.f1.mean()), float(prf.recall[7:].mean()))
     (f1_plain, rec_plain), (f1_w, rec_w) = scores["plain"], scores["weighted"]
     assert f1_w > f1_plain + 0.04, scores
@@ -251,7 +253,7 @@ def test_a_retrieval_model_similarity_detects_mispaired_captions():
     torch.manual_seed(0)
     model = DualEncoder(len(shapes_vocab()))
     fit(model, splits.train, epochs=5, batch_size=128, lr=1e-3, seed=0, device="cpu", progress=False)
-    mixed = q.shuffle_pairs(splits.test, 0.2, modality="tokens", seed=0)
+    mixed = q.shuffle_pairs(splits.test, 0.2, modality="text", seed=0)
     image_emb, text_emb = embed_dataset(model, mixed)
     flagged = R.detect_mispaired(image_emb, text_emb, 0.2)
     bad = mixed.meta["mispaired"]

@@ -30,11 +30,11 @@ def test_shapes_dtypes_and_ranges(splits):
         t = split.tensors
         assert t["image"].shape == (n, 3, 32, 32) and t["image"].dtype == torch.float32
         assert 0.0 <= t["image"].min() and t["image"].max() <= 1.0
-        assert t["tokens"].shape == (n, S.max_tokens(2)) and t["tokens"].dtype == torch.long
+        assert t["text"].shape == (n, S.max_tokens(2)) and t["text"].dtype == torch.long
         assert t["length"].dtype == torch.long and t["label"].dtype == torch.long
-        assert t["length"].tolist() == (t["tokens"] != 0).sum(1).tolist()
-        assert (t["tokens"][:, 0] == 1).all()  # <bos>
-        eos_at = t["tokens"].gather(1, (t["length"] - 1)[:, None]).squeeze(1)
+        assert t["length"].tolist() == (t["text"] != 0).sum(1).tolist()
+        assert (t["text"][:, 0] == 1).all()  # <bos>
+        eos_at = t["text"].gather(1, (t["length"] - 1)[:, None]).squeeze(1)
         assert (eos_at == 2).all()
         assert len(split.meta["caption"]) == len(split.meta["scene"]) == n
     info = splits.info
@@ -47,7 +47,7 @@ def test_shapes_dtypes_and_ranges(splits):
 def test_image_size_64_and_three_shapes():
     sp = S.load_shapes(40, 4, 4, 64, max_shapes=3, seed=3)
     assert sp.train.tensors["image"].shape == (40, 3, 64, 64)
-    assert sp.train.tensors["tokens"].shape[1] == S.max_tokens(3) == 18
+    assert sp.train.tensors["text"].shape[1] == S.max_tokens(3) == 18
     assert max(len(s) for s in sp.train.meta["scene"]) == 3
 
 
@@ -89,7 +89,7 @@ def test_splits_share_no_images(splits):
 def test_captions_decode_from_tokens(splits):
     vocab = splits.info["vocab"]
     for split in splits:
-        for row, caption in zip(split.tensors["tokens"], split.meta["caption"]):
+        for row, caption in zip(split.tensors["text"], split.meta["caption"]):
             assert vocab.decode(row) == caption
             assert S.caption_of(split.meta["scene"][split.meta["caption"].index(caption)]) == caption
 
@@ -228,8 +228,8 @@ def test_winoground_pairs():
     for i in range(len(pairs)):
         c0, c1 = pairs.meta["caption0"][i], pairs.meta["caption1"][i]
         assert c0 != c1 and sorted(c0.split()) == sorted(c1.split())
-        assert vocab.decode(pairs.tensors["tokens0"][i]) == c0
-        assert vocab.decode(pairs.tensors["tokens1"][i]) == c1
+        assert vocab.decode(pairs.tensors["text0"][i]) == c0
+        assert vocab.decode(pairs.tensors["text1"][i]) == c1
         assert S.caption_of(pairs.meta["scene1"][i]) == c1
         assert not torch.equal(pairs.tensors["image0"][i], pairs.tensors["image1"][i])
 

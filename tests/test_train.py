@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from mmcourse.data.base import ModalDataset
-from mmcourse.models import ConvEncoder, UnimodalClassifier
+from mmcourse.models import ConvEncoder, DualEncoder, ModelOutput, UnimodalClassifier
 from mmcourse.train import History, evaluate, fit, iterate_batches, load_checkpoint, save_checkpoint
 
 
@@ -19,7 +19,7 @@ class Linear(nn.Module):
         self.fc = nn.Linear(d, c)
 
     def forward(self, batch):
-        return self.fc(batch["x"])
+        return ModelOutput(logits=self.fc(batch["x"]))
 
 
 def blobs(n=400, seed=0, name="train"):
@@ -134,18 +134,18 @@ def test_fit_accepts_a_dataloader_and_a_loss_fn():
     torch.manual_seed(0)
     model = Linear()
     hist = fit(model, loader, epochs=3, lr=0.05, progress=False,
-               loss_fn=lambda out, batch: nn.functional.cross_entropy(out, batch["label"]))
+               loss_fn=lambda out, batch: nn.functional.cross_entropy(out.logits, batch["label"]))
     assert hist["train_loss"][-1] < hist["train_loss"][0]
 
 
-def test_model_returning_a_loss_dict_needs_no_loss_fn():
+def test_model_returning_its_own_loss_needs_no_loss_fn():
     class Regressor(nn.Module):
         def __init__(self):
             super().__init__()
             self.w = nn.Linear(2, 1)
 
         def forward(self, batch):
-            return {"loss": ((self.w(batch["x"]).squeeze(1) - batch["x"].sum(1)) ** 2).mean()}
+            return ModelOutput(loss=((self.w(batch["x"]).squeeze(1) - batch["x"].sum(1)) ** 2).mean())
 
     torch.manual_seed(0)
     hist = fit(Regressor(), blobs(), epochs=4, lr=0.05, progress=False)
@@ -159,12 +159,12 @@ def test_bad_inputs_raise_clear_errors():
     with pytest.raises(KeyError, match=r"expects modalities \['x'\].*has \['y', 'label'\]"):
         fit(model, ModalDataset({"y": torch.zeros(4, 2), "label": torch.zeros(4).long()}),
             progress=False)
-    with pytest.raises(ValueError, match="epochs must be >= 1"):
+    with pytest.raises(ValueError, match="epochs must be an int >= 1"):
         fit(model, blobs(), epochs=0)
     with pytest.raises(ValueError, match="monitor must be"):
         fit(model, blobs(), monitor="bleu")
     with pytest.raises(ValueError, match="needs validation data"):
-        fit(model, blobs(), patience=2)
+        fit(model, blobs(), monitor="val_loss", patience=2)
     with pytest.raises(ValueError, match="amp=True needs a CUDA device"):
         fit(model, blobs(), amp=True, device="cpu")
     with pytest.raises(ValueError, match="is empty"):
@@ -210,3 +210,73 @@ def test_compile_routes_the_training_forward_through_torch_compile(monkeypatch, 
     assert torch.equal(model.fc.weight, plain.fc.weight)  # same maths as without compile
     assert "val_accuracy" in hist.last
     load_checkpoint(tmp_path / "c.pt", Linear())  # keys of the plain model, no '_orig_mod.'
+
+
+def test_fit_trains_on_the_target_it_is_given_including_auxiliary_heads():
+    """fit(target=...) reaches every term of the objective: the main logits and the auxiliary
+    heads (late fusion's experts). Trained on 'parity', the model learns parity, not 'label'."""
+
+    class TwoHeads(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.main, self.aux = nn.Linear(2, 2), nn.Linear(2, 2)
+
+        def forward(self, batch):
+            x = batch["x"]
+            return ModelOutput(logits=self.main(x), aux_logits={"aux": self.aux(x)})
+
+    data = blobs()
+    x = data.tensors["x"]
+    parity = (x[:, 1] > 0).long()             # a target that is not 'label'
+    data = ModalDataset({"x": x, "label": 1 - parity, "parity": parity})
+    torch.manual_seed(0)
+    model = TwoHeads()
+    fit(model, data, epochs=8, lr=0.05, target="parity", progress=False)
+    with torch.no_grad():
+        assert (model.main(x).argmax(1) == parity).float().mean() >= 0.9
+        assert (model.aux(x).argmax(1) == parity).float().mean() >= 0.9
+
+
+def test_monitoring_a_figure_the_evaluation_lacks_is_an_error():
+    """A dual encoder's evaluation has no accuracy: monitoring val_accuracy must fail loudly
+    instead of silently maximising the training loss."""
+    shapes = {"image": torch.rand(16, 3, 32, 32), "text": torch.randint(1, 6, (16, 5))}
+    data = ModalDataset(shapes)
+    with pytest.raises(ValueError, match=r"monitor='val_accuracy'.*gives \['val_loss'\]"):
+        fit(DualEncoder(6, embed_dim=8, width=4, image_features=8, hidden=8), data, data,
+            epochs=2, monitor="val_accuracy", patience=1, progress=False)
+
+
+def test_best_epoch_is_the_lowest_validation_loss_by_default():
+    hist = fit(Linear(), blobs(), blobs(200, seed=1, name="val"), epochs=6, lr=5.0, progress=False)
+    assert hist.monitor == "val_loss"
+    assert hist["val_loss"][hist.best_epoch - 1] == min(hist["val_loss"])
+    no_val = fit(Linear(), blobs(), epochs=3, lr=0.05, progress=False)
+    assert no_val.monitor == "train_loss"
+    assert no_val["train_loss"][no_val.best_epoch - 1] == min(no_val["train_loss"])
+
+
+def test_wrong_labels_and_outputs_get_clear_errors():
+    data = blobs(16)
+    x, y = data.tensors["x"], data.tensors["label"]
+    with pytest.raises(ValueError, match=r"target 'label' must hold integer class ids.*float32"):
+        fit(Linear(), ModalDataset({"x": x, "label": y.float()}), progress=False)
+    with pytest.raises(ValueError, match=r"class ids from 0 to 12.*scores 2 classes"):
+        fit(Linear(), ModalDataset({"x": x, "label": y * 12}), progress=False)
+    with pytest.raises(ValueError, match=r"class ids from -1"):
+        evaluate(Linear(), ModalDataset({"x": x, "label": y - 1}))
+    with pytest.raises(KeyError, match=r"target 'digit'.*pass fit\(..., target=<key>\)"):
+        fit(Linear(), data, target="digit", progress=False)
+
+    class Bare(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.fc = nn.Linear(2, 2)
+
+        def forward(self, batch):
+            return self.fc(batch["x"])
+
+    with pytest.raises(TypeError, match="Bare.forward.*returned a Tensor.*ModelOutput"):
+        fit(Bare(), data, progress=False)
+    with pytest.raises(ValueError, match=r"ConvEncoder expects a float tensor, got dtype torch.uint8"):
+        UnimodalClassifier(ConvEncoder(), "image")({"image": torch.zeros(2, 1, 28, 28, dtype=torch.uint8)})

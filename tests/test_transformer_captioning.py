@@ -8,8 +8,9 @@ import torch
 
 from mmcourse import config
 from mmcourse.data.shapes import load_shapes, shapes_vocab
-from mmcourse.models import Captioner, TransformerCaptioner, caption_report, captioner_for
+from mmcourse.models import Captioner, CaptionModel, TransformerCaptioner, captioner_for
 from mmcourse.models.captioning import BOS, EOS, PAD
+from mmcourse.reports import caption_report
 from mmcourse.train import fit
 
 VOCAB = shapes_vocab()
@@ -30,22 +31,23 @@ def test_forward_shapes_loss_and_forbidden_tokens(small):
     model = untrained()
     batch = small[:8]
     out = model(batch)
-    B, L = batch["tokens"].shape
-    assert out["logits"].shape == (B, L - 1, len(VOCAB))
-    assert out["attention"].shape == (B, L - 1, model.num_regions)
-    torch.testing.assert_close(out["attention"].sum(-1), torch.ones(B, L - 1))
-    targets = batch["tokens"][:, 1:]
+    B, L = batch["text"].shape
+    assert out.logits.shape == (B, L - 1, len(VOCAB))
+    assert out.extras["attention"].shape == (B, L - 1, model.num_regions)
+    torch.testing.assert_close(out.extras["attention"].sum(-1), torch.ones(B, L - 1))
+    targets = batch["text"][:, 1:]
     keep = targets != PAD
-    manual = -out["logits"].log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)[keep].mean()
-    torch.testing.assert_close(out["loss"], manual)
-    probs = out["logits"].softmax(-1)
+    manual = -out.logits.log_softmax(-1).gather(-1, targets[..., None]).squeeze(-1)[keep].mean()
+    torch.testing.assert_close(out.loss, manual)
+    probs = out.logits.softmax(-1)
     assert torch.all(probs[..., PAD] == 0) and torch.all(probs[..., BOS] == 0)
-    assert isinstance(model, Captioner) and model.modalities == ("image", "tokens")
+    assert isinstance(model, CaptionModel) and not isinstance(model, Captioner)
+    assert model.modalities == ("image", "text")
 
 
 def test_causality_future_tokens_do_not_change_past_logits(small):
     model = untrained()
-    tokens, images = small[:4]["tokens"].clone(), small[:4]["image"]
+    tokens, images = small[:4]["text"].clone(), small[:4]["image"]
     with torch.no_grad():
         base, _ = model.teacher_forcing(images, tokens[:, :-1])
         for t in range(0, 8):
@@ -59,7 +61,7 @@ def test_causality_future_tokens_do_not_change_past_logits(small):
 def test_log_prob_is_the_sum_of_step_by_step_conditionals(small):
     model = untrained(seed=3)
     batch = small[:5]
-    images, tokens = batch["image"], batch["tokens"]
+    images, tokens = batch["image"], batch["text"]
     total, per_token = model.log_prob(images, tokens)
     torch.testing.assert_close(total, per_token.sum(1))
     with torch.no_grad():

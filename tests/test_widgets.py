@@ -78,7 +78,7 @@ def test_softmax_explorer_scores_a_model_once(av_digits):
     test = av_digits.test.subset(slice(0, 20)).select(["image", "label"])
     ex = softmax_explorer(model, test)
     assert ex.controls["example"].max == 19
-    logits = model.eval()({"image": test.tensors["image"][:1]})
+    logits = model.eval()({"image": test.tensors["image"][:1]}).logits
     np.testing.assert_allclose(ex.state["scores"], logits[0].detach().numpy(), rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="pass the data split"):
         softmax_explorer(model)
@@ -96,7 +96,8 @@ def decoder_and_tokens(shapes):
     vocab = shapes.info["vocab"]
     torch.manual_seed(0)
     model = TinyCausalDecoder(len(vocab), dim=16, heads=2, layers=2, max_len=12)
-    tokens = shapes.train.tensors["tokens"][:6]
+    # one extra <pad> column: the decoder reads text[:, :-1], i.e. every caption token
+    tokens = torch.nn.functional.pad(shapes.train.tensors["text"][:6], (0, 1))
     lengths = shapes.train.tensors["length"][:6]
     labels = [[vocab.itos[i] for i in row[: int(n)]] for row, n in zip(tokens.tolist(), lengths)]
     return model, tokens, labels
@@ -104,10 +105,9 @@ def decoder_and_tokens(shapes):
 
 def test_record_attention_returns_the_models_own_weights(decoder_and_tokens):
     model, tokens, _ = decoder_and_tokens
-    records = record_attention(model, tokens)
+    records = record_attention(model, {"text": tokens})
     assert list(records) == ["blocks.0.self_attn", "blocks.1.self_attn"]
-    model(tokens)
-    for rec, weights in zip(records.values(), model.last_attention):
+    for rec, weights in zip(records.values(), model({"text": tokens}).extras["attention"]):
         np.testing.assert_allclose(rec["weights"], weights.numpy(), atol=1e-6)
         # the weights are the softmax of the recorded dot products over the allowed (causal) keys
         e = np.where(rec["allowed"], rec["scores"], -np.inf)
@@ -120,7 +120,7 @@ def test_record_attention_returns_the_models_own_weights(decoder_and_tokens):
 
 def test_attention_explorer_follows_example_layer_head_query(decoder_and_tokens):
     model, tokens, labels = decoder_and_tokens
-    ex = attention_explorer(model, tokens, labels=labels)
+    ex = attention_explorer(model, {"text": tokens}, labels=labels)
     ax_map, ax_dot, ax_w = ex.figure.axes
     n = len(labels[0])
     assert ex.state["shape"] == (n, n)                       # cropped to the caption's tokens
@@ -129,8 +129,7 @@ def test_attention_explorer_follows_example_layer_head_query(decoder_and_tokens)
     first = ax_map.images[0].get_array().copy()
 
     state = ex.update(layer="blocks.1.self_attn", head=1, query=3)
-    model(tokens)
-    want = model.last_attention[1][0, 1, :n, :n].numpy()
+    want = model({"text": tokens}).extras["attention"][1][0, 1, :n, :n].numpy()
     np.testing.assert_allclose(ax_map.images[0].get_array(), want, atol=1e-6)
     assert not np.allclose(ax_map.images[0].get_array(), first)
     np.testing.assert_allclose(bar_heights(ax_w), want[3], atol=1e-6)

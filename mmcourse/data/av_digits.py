@@ -230,6 +230,7 @@ def load_av_digits(*, seed: int = 0, image_energy_removed: float | None = None,
         "seed": seed,
         "voices": {n: len(voices[n]) for n in names},
         "vocab": vocab,
+        "max_len": length,
         "text_uniform_guess_accuracy": round(float(np.mean(
             [1.0 / s.sum().item() for s in splits[-1].meta["hint_digits"]])), 3),
     }

@@ -84,7 +84,7 @@ GRAMMAR = ("object (REL object){0,2}; object = 'a' SIZE COLOUR KIND; "
 N_CODES = len(KINDS) * len(COLOUR_NAMES) * len(SIZES)  # 48 distinct objects
 MODALITY_SHAPES = {
     "image": "(3, S, S) RGB in [0, 1]",
-    "tokens": "(L,) <bos> caption <eos>, 0 = <pad>",
+    "text": "(L,) caption token ids: <bos> caption <eos>, 0 = <pad>",
     "length": "() non-pad tokens",
     "label": "() canonical caption id",
 }
@@ -105,7 +105,7 @@ def max_caption_words(max_shapes: int = 2) -> int:
 
 
 def max_tokens(max_shapes: int = 2) -> int:
-    """Width ``L`` of the ``tokens`` tensor: the longest caption plus <bos> and <eos>."""
+    """Width ``L`` of the ``text`` tensor: the longest caption plus <bos> and <eos>."""
     return max_caption_words(max_shapes) + 2
 
 
@@ -596,7 +596,7 @@ def winoground_pairs(n: int, image_size: int = 32, seed: int = 0, *, n_shapes: i
     Each pair is a random scene of ``n_shapes`` differently coloured objects (``image0``,
     ``caption0``) and its colour swap or relation swap (``image1``, ``caption1``), the kind drawn
     uniformly from ``kinds``; both images share the same rendering nuisance. Tensors:
-    ``image0``/``image1`` float32 ``(n, 3, S, S)``, ``tokens0``/``tokens1`` long ``(n, L)``;
+    ``image0``/``image1`` float32 ``(n, 3, S, S)``, ``text0``/``text1`` long ``(n, L)``;
     meta: ``caption0``, ``caption1``, ``kind``, ``scene0``, ``scene1``. With a similarity
     ``s``, the text score asks ``s(I0, C0) > s(I0, C1)`` and ``s(I1, C1) > s(I1, C0)``; the image
     score ``s(I0, C0) > s(I1, C0)`` and ``s(I1, C1) > s(I0, C1)``; the group score both.
@@ -620,13 +620,13 @@ def winoground_pairs(n: int, image_size: int = 32, seed: int = 0, *, n_shapes: i
     width = max_tokens(n_shapes)
     tokens = [vocab.encode_batch(c, length=width, bos=True, eos=True)[0] for c in captions]
     return ModalDataset(
-        {"image0": torch.from_numpy(images[0]), "tokens0": tokens[0],
-         "image1": torch.from_numpy(images[1]), "tokens1": tokens[1]},
+        {"image0": torch.from_numpy(images[0]), "text0": tokens[0],
+         "image1": torch.from_numpy(images[1]), "text1": tokens[1]},
         name="winoground",
         meta={"caption0": captions[0], "caption1": captions[1], "kind": chosen,
               "scene0": scenes0, "scene1": scenes1},
-        shapes={"image0": MODALITY_SHAPES["image"], "tokens0": MODALITY_SHAPES["tokens"],
-                "image1": MODALITY_SHAPES["image"], "tokens1": MODALITY_SHAPES["tokens"]},
+        shapes={"image0": MODALITY_SHAPES["image"], "text0": MODALITY_SHAPES["text"],
+                "image1": MODALITY_SHAPES["image"], "text1": MODALITY_SHAPES["text"]},
     )
 
 
@@ -642,7 +642,7 @@ def _make_split(name: str, n: int, size: int, max_shapes: int, ss: np.random.See
                                         eos=True)
     labels = torch.tensor([caption_label(c) for c in captions], dtype=torch.long)
     return ModalDataset(
-        {"image": torch.from_numpy(images), "tokens": tokens, "length": length, "label": labels},
+        {"image": torch.from_numpy(images), "text": tokens, "length": length, "label": labels},
         name=name, meta={"caption": captions, "scene": scenes}, shapes=MODALITY_SHAPES,
     )
 
@@ -656,7 +656,8 @@ def load_shapes(n_train: int | None = None, n_val: int | None = None, n_test: in
     ``MMCOURSE_PROFILE``): 4,000 / 500 / 1,000 at 32 px by default. Each split holds
 
     * ``image``  float32 ``(N, 3, S, S)`` in [0, 1];
-    * ``tokens`` int64 ``(N, L)``: ``<bos>`` caption ``<eos>``, padded with 0, ``L = max_tokens``;
+    * ``text``   int64 ``(N, L)``: caption token ids ``<bos>`` caption ``<eos>``, padded with 0,
+      ``L = info["max_len"]`` (the same key and info entry as AV-Digits' hints);
     * ``length`` int64 ``(N,)``: non-pad tokens per row;
     * ``label``  int64 ``(N,)``: ``caption_label`` of the caption (same caption, same label);
 
@@ -685,7 +686,7 @@ def load_shapes(n_train: int | None = None, n_val: int | None = None, n_test: in
         "image_size": size,
         "max_shapes": max_shapes,
         "vocab": vocab,
-        "max_tokens": max_tokens(max_shapes),
+        "max_len": max_tokens(max_shapes),
         "grammar": GRAMMAR,
         "possible_captions": num_captions(max_shapes),
         "distinct_captions": {s.name: len(set(s.meta["caption"])) for s in splits},
