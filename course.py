@@ -3,6 +3,7 @@
 
     python3 course.py lab      # create/reuse .venv, install, open JupyterLab on notebooks/
     python3 course.py test     # create/reuse .venv, install, run lint + unit tests + notebooks
+    python3 course.py test --fast   # the same without the slow tier (a few minutes)
     python3 course.py bench    # print the benchmark figures
 
 Only the Python standard library is used here, so it runs on a fresh machine with Python and
@@ -100,6 +101,10 @@ def cmd_lab(args: list[str]) -> None:
 
 
 def cmd_test(args: list[str]) -> None:
+    """Everything CI runs; ``--fast`` leaves out the slow tier (training to a stated accuracy,
+    every notebook, the real browser): ``pytest -m "not slow"``, for developers between edits."""
+    if "--fast" in args:
+        args = [a for a in args if a != "--fast"] + ["-m", "not slow"]
     python = ensure_env()
     os.chdir(ROOT)
     with tempfile.TemporaryDirectory(prefix="mmcourse-test-") as scratch:

@@ -20,6 +20,11 @@ def pytest_collectstart(collector):
 def pytest_collection_modifyitems(config, items):
     import torch
 
+    # the fast tier (`python3 course.py test --fast`, i.e. -m "not slow") leaves out every
+    # notebook run and the real-browser test, as well as the tests marked slow by hand
+    for item in items:
+        if str(item.fspath).endswith(".ipynb") or "browser" in item.keywords:
+            item.add_marker(pytest.mark.slow)
     if torch.cuda.is_available():
         return
     skip = pytest.mark.skip(reason="needs a CUDA GPU; none is available on this machine")

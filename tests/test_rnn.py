@@ -270,3 +270,11 @@ def test_gru_over_audio_frames_recognises_clean_spoken_digits():
     model = UnimodalClassifier(Frames(SequenceEncoder(input_dim=32, hidden=64)), "audio")
     fit(model, train, val, epochs=4, lr=3e-3, progress=False)
     assert evaluate(model, test)["accuracy"] >= 0.85
+
+
+def test_cells_name_a_wrong_dtype():
+    cell = GRUCell(3, 4)
+    with pytest.raises(ValueError, match=r"GRUCell \(x_t\) expects a float tensor, got dtype torch.int64"):
+        cell(torch.zeros(2, 3, dtype=torch.long), torch.zeros(2, 4))
+    with pytest.raises(ValueError, match=r"GRUCell \(h\) expects torch.float32 input.*torch.float64"):
+        cell(torch.zeros(2, 3), torch.zeros(2, 4, dtype=torch.float64))

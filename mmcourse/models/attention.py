@@ -402,6 +402,8 @@ class AdditiveAttention(nn.Module):
                 f"AdditiveAttention expects keys (batch={query.shape[0]}, n, {self.key_dim}), "
                 f"got {tuple(keys.shape)}"
             )
+        check_float(query, "AdditiveAttention (query)", like=self.w_q.weight)
+        check_float(keys, "AdditiveAttention (keys)", like=self.w_k.weight)
         if keys_proj is None:
             keys_proj = self.project_keys(keys)
         elif keys_proj.shape != (*keys.shape[:2], self.hidden):

@@ -59,6 +59,7 @@ class Dense(nn.Module):
             raise ValueError(
                 f"Dense expects (..., {self.in_features}) inputs, got {tuple(x.shape)}"
             )
+        check_float(x, "Dense", like=self.weight)
         y = x @ self.weight.T + self.bias  # Wx + b for every row x of the batch
         f = self.ACTIVATIONS[self.activation]
         return y if f is None else f(y)
@@ -79,6 +80,7 @@ def conv2d_unfold(x: Tensor, weight: Tensor, bias: Tensor | None = None, stride=
     out_ch, _, kh, kw = weight.shape
     h_out = (x.shape[2] + 2 * ph - kh) // sh + 1
     w_out = (x.shape[3] + 2 * pw - kw) // sw + 1
+    check_float(x, "conv2d_unfold (x)", like=weight)
     if h_out < 1 or w_out < 1:
         raise ValueError(f"kernel {kh}x{kw} does not fit input {tuple(x.shape[2:])} with padding {padding}")
     cols = F.unfold(x, (kh, kw), padding=(ph, pw), stride=(sh, sw))  # (B, C·kh·kw, L)

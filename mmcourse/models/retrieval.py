@@ -41,7 +41,7 @@ from mmcourse.data.base import ModalDataset, check_batch
 from mmcourse.models.cnn import ConvEncoder
 from mmcourse.models.output import ModelOutput
 from mmcourse.models.rnn import SequenceEncoder
-from mmcourse.tensors import check_token_ids, model_device
+from mmcourse.tensors import check_float, check_token_ids, model_device
 
 __all__ = [
     "DualEncoder",
@@ -87,6 +87,8 @@ def info_nce(image_emb: Tensor, text_emb: Tensor, scale: float | Tensor,
         )
     if len(image_emb) == 0:
         raise ValueError("info_nce needs at least one pair, got an empty batch")
+    check_float(image_emb, "info_nce (image_emb)")
+    check_float(text_emb, "info_nce (text_emb)")
     batch = len(image_emb)
     logits = scale * image_emb.float() @ text_emb.float().T      # Z = s · I T^T
     if labels is not None:

@@ -37,7 +37,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from mmcourse.tensors import check_token_ids
+from mmcourse.tensors import check_float, check_token_ids
 
 
 # --------------------------------------------------------------------------------------------
@@ -75,6 +75,8 @@ class _Cell(nn.Module):
                 f"{type(self).__name__} expects a state h (batch={x.shape[0]}, {self.hidden_size}), "
                 f"got {tuple(h.shape)}"
             )
+        check_float(x, f"{type(self).__name__} (x_t)", like=self.W)
+        check_float(h, f"{type(self).__name__} (h)", like=self.W)
 
     def extra_repr(self) -> str:
         return f"{self.input_size}, {self.hidden_size}"
