@@ -91,10 +91,10 @@ def show_av_digits(split, n: int = 6):
 
 
 def show_scenes(split, n: int = 8, ncols: int = 4):
-    """``n`` Shapes scenes with their captions."""
+    """``n`` Shapes scenes with their captions as titles, one object per line (each line after
+    the first starts with its relation, "above" or "left of": the grammar has no other)."""
     if not 1 <= n <= len(split):
         raise ValueError(f"n must be in [1, {len(split)}], got {n}")
-    captions = [c.replace(" above", "\nabove").replace(" below", "\nbelow")
-                .replace(" left", "\nleft").replace(" right", "\nright").replace(" and", "\nand")
+    captions = [c.replace(" above", "\nabove").replace(" left", "\nleft")
                 for c in split.meta["caption"][:n]]
     return show_images(split.tensors["image"][:n], captions, ncols=ncols, size=(2.2, 2.6))

@@ -92,8 +92,10 @@ def test_encoders_shapes_grid_and_errors():
 
 def test_from_scratch_layers_name_a_wrong_dtype():
     dense = Dense(3, 2)
-    with pytest.raises(ValueError, match=r"Dense expects torch.float32 input like its weights, got torch.float64"):
+    with pytest.raises(ValueError, match=r"Dense expects torch.float32 input like its weights, got "
+                                         r"torch.float64"):
         dense(torch.zeros(4, 3, dtype=torch.float64))
-    with pytest.raises(ValueError, match=r"conv2d_unfold \(x\) expects a float tensor, got dtype torch.uint8"):
+    with pytest.raises(ValueError, match=r"conv2d_unfold \(x\) expects a float tensor, got dtype "
+                                         r"torch.uint8"):
         conv2d_unfold(torch.zeros(1, 1, 5, 5, dtype=torch.uint8), torch.zeros(2, 1, 3, 3))
     assert dense.double()(torch.zeros(4, 3, dtype=torch.float64)).dtype == torch.float64

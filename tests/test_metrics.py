@@ -500,3 +500,38 @@ def test_importing_metrics_is_cheap():
             "assert 'sklearn' not in sys.modules and 'torch' not in sys.modules, "
             "sorted(m for m in sys.modules if m in ('sklearn', 'torch'))")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+# --------------------------------------------------------------------------- the package
+
+
+def test_to_numpy_gives_a_detached_cpu_array_of_any_input():
+    import torch
+
+    t = torch.arange(6.0, requires_grad=True).reshape(3, 2) * 2  # part of an autograd graph
+    arr = M.to_numpy(t)
+    assert isinstance(arr, np.ndarray) and arr.dtype == np.float32
+    np.testing.assert_array_equal(arr, [[0, 2], [4, 6], [8, 10]])
+    bf16 = M.to_numpy(torch.tensor([1.5, -2.0], dtype=torch.bfloat16))  # NumPy has no bfloat16
+    assert bf16.dtype == np.float32 and bf16.tolist() == [1.5, -2.0]
+    given = np.arange(4)
+    assert M.to_numpy(given) is given
+    assert M.to_numpy([[1, 2], [3, 4]]).tolist() == [[1, 2], [3, 4]]
+    assert M.to_numpy(torch.tensor(3)).ndim == 0
+    assert M.to_numpy([]).shape == (0,)  # empty is fine here; the metrics reject it
+    if torch.cuda.is_available():
+        assert M.to_numpy(torch.ones(2, device="cuda")).tolist() == [1.0, 1.0]
+
+
+#: every public name of the module before it became a package of one-idea modules
+PUBLIC_NAMES = (
+    "PrecisionRecallF1", "ReliabilityBins", "ThresholdPrecisionRecall", "accuracy", "bleu", "cider_d",
+    "confusion_matrix", "expected_calibration_error", "mean_average_precision", "median_rank",
+    "precision_recall_at_threshold", "precision_recall_curve_at_thresholds", "precision_recall_f1",
+    "ranks", "recall_at_k", "reliability_bins",
+)
+
+
+def test_the_public_names_stay_importable_from_mmcourse_metrics():
+    assert sorted(M.__all__) == sorted([*PUBLIC_NAMES, "to_numpy"])
+    assert [name for name in M.__all__ if not hasattr(M, name)] == []

@@ -1,5 +1,7 @@
 """The set-up promises: two README commands, consistent environments, a cheap import."""
 
+import importlib.util
+import os
 import re
 import subprocess
 import sys
@@ -57,12 +59,83 @@ def test_readme_names_exactly_two_setup_commands_and_ci_runs_the_test_one():
     assert "set -euo pipefail" in ci
 
 
-def test_test_command_runs_lint_units_and_notebooks():
-    source = (ROOT / "course.py").read_text()
-    body = source.split("def cmd_test", 1)[1].split("\ndef ", 1)[0]
-    for needed in ('"ruff", "check"', '"pytest", "tests", "notebooks"', '"--nbval-lax"',
-                   "nbval_sanitize.cfg"):
-        assert needed in body, needed
+def _course():
+    """course.py, imported as a module (it only defines functions; nothing runs on import)."""
+    spec = importlib.util.spec_from_file_location("course_under_test", ROOT / "course.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _torch_spec() -> str:
+    return next(d for d in _pyproject()["project"]["dependencies"] if d.startswith("torch"))
+
+
+def test_hermetic_env_makes_runs_reproducible_and_keeps_state_in_scratch(tmp_path, monkeypatch):
+    course = _course()
+    monkeypatch.setenv("PYTHONHASHSEED", "random")
+    monkeypatch.setenv("MPLBACKEND", "TkAgg")
+    monkeypatch.setenv("JUPYTER_CONFIG_DIR", str(tmp_path / "users-own-jupyter"))
+    monkeypatch.delenv("MMCOURSE_PROFILE", raising=False)
+    env = course.hermetic_env(tmp_path / "scratch")
+    assert env["PYTHONHASHSEED"] == "0" and env["MPLBACKEND"] == "Agg"
+    assert env["MMCOURSE_PROFILE"] == "default"
+    for var in ("JUPYTER_CONFIG_DIR", "JUPYTER_RUNTIME_DIR", "JUPYTER_DATA_DIR", "IPYTHONDIR",
+                "MPLCONFIGDIR"):
+        assert Path(env[var]).is_relative_to(tmp_path / "scratch"), var
+    assert env["PATH"] == os.environ["PATH"]  # the rest of the environment is passed on
+    assert os.environ["PYTHONHASHSEED"] == "random"  # and the caller's own is left alone
+    # two runs in it hash strings alike and draw headless: what makes outputs comparable
+    code = "import matplotlib; print(hash('mmcourse'), matplotlib.get_backend().lower())"
+    outs = [subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True,
+                           check=True).stdout for _ in range(2)]
+    assert outs[0] == outs[1] and outs[0].split()[1] == "agg"
+    monkeypatch.setenv("MMCOURSE_PROFILE", "full")  # a profile the user chose is kept
+    assert course.hermetic_env(tmp_path)["MMCOURSE_PROFILE"] == "full"
+
+
+def test_setup_installs_the_package_with_its_dev_extra_once(tmp_path, monkeypatch):
+    course = _course()
+    monkeypatch.setenv("MMCOURSE_VENV", str(tmp_path / "venv"))
+    monkeypatch.delenv("MMCOURSE_TORCH_INDEX", raising=False)
+    python = course.venv_bin("python")
+    python.parent.mkdir(parents=True)
+    python.touch()  # the virtual environment exists; what gets installed into it is the question
+    calls = []
+    monkeypatch.setattr(course, "run", lambda cmd, **kwargs: calls.append([str(c) for c in cmd]))
+    assert course.ensure_env() == python
+    pip = [str(python), "-m", "pip", "install", "--disable-pip-version-check"]
+    assert calls == [[*pip, "-e", f"{ROOT}[dev]"]]  # one call: pip resolves torch's bounds itself
+    calls.clear()
+    course.ensure_env()
+    assert calls == []  # nothing changed, nothing reinstalled
+    monkeypatch.setenv("MMCOURSE_TORCH_INDEX", "https://example.invalid/whl")
+    course.ensure_env()  # another index: torch from it first, within pyproject's bounds
+    assert calls == [[*pip, "--extra-index-url", "https://example.invalid/whl", _torch_spec()],
+                     [*pip, "-e", f"{ROOT}[dev]"]]
+
+
+def test_the_test_command_lints_then_runs_units_notebooks_and_solutions(tmp_path, monkeypatch):
+    course = _course()
+    python = "/venv/bin/python"
+    calls = []
+    monkeypatch.setattr(course, "ensure_env", lambda: Path(python))
+    monkeypatch.setattr(course, "run",
+                        lambda cmd, **kwargs: calls.append(([str(c) for c in cmd], kwargs.get("env"))))
+    monkeypatch.chdir(tmp_path)  # cmd_test moves to the repository; restored afterwards
+    course.cmd_test(["-k", "shapes"])
+    assert Path.cwd() == ROOT
+    (lint, lint_env), (tests, tests_env) = calls
+    assert lint[:4] == [python, "-m", "ruff", "check"]
+    assert {"course.py", "mmcourse", "tests"} <= set(lint[4:])
+    assert all((ROOT / target).exists() for target in lint[4:])
+    assert tests[:3] == [python, "-m", "pytest"]
+    assert {"tests", "notebooks", "solutions", "--nbval-lax", "--nbval-current-env"} <= set(tests)
+    sanitizer = tests[tests.index("--nbval-sanitize-with") + 1]
+    assert (ROOT / sanitizer).is_file()
+    assert tests[-2:] == ["-k", "shapes"]  # the user's arguments reach pytest
+    assert lint_env["PYTHONHASHSEED"] == tests_env["PYTHONHASHSEED"] == "0"
+    assert tests_env["MPLBACKEND"] == "Agg"
 
 
 def test_import_is_cheap_and_lazy():

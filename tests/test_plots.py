@@ -1,8 +1,10 @@
 import matplotlib
+import numpy as np
 import pytest
 import torch
 
 from mmcourse import plots
+from mmcourse.data.shapes import load_shapes, parse_caption
 
 matplotlib.use("Agg")
 
@@ -29,3 +31,24 @@ def test_show_av_digits_has_image_speech_and_hint(av_digits):
     assert [ax.get_title() for ax in spec.axes] == ["x", "y", "z"]
     with pytest.raises(ValueError, match="n must be in"):
         plots.show_av_digits(av_digits.train, n=0)
+
+
+def test_show_scenes_draws_each_scene_with_its_caption_one_object_per_line():
+    split = load_shapes(8, 0, 0, 32, max_shapes=3, seed=0).train
+    fig = plots.show_scenes(split, n=5, ncols=3)
+    drawn = [ax for ax in fig.axes if ax.images]
+    assert len(fig.axes) == 6 and len(drawn) == 5  # 2 rows x 3 columns, the last cell left blank
+    lines_per_title = []
+    for ax, image, caption in zip(drawn, split.tensors["image"][:5], split.meta["caption"][:5], strict=True):
+        np.testing.assert_allclose(np.asarray(ax.images[0].get_array()), image.permute(1, 2, 0).numpy())
+        title = ax.get_title()
+        assert title.replace("\n", " ") == caption
+        objects, relations = parse_caption(caption)
+        first, *rest = title.split("\n")
+        assert first == "a {} {} {}".format(*objects[0])
+        assert [line.removesuffix(" " + "a {} {} {}".format(*obj)) for line, obj
+                in zip(rest, objects[1:], strict=True)] == relations
+        lines_per_title.append(len(rest) + 1)
+    assert max(lines_per_title) > 1  # the sample does show relations
+    with pytest.raises(ValueError, match="n must be in"):
+        plots.show_scenes(split, n=9)

@@ -305,12 +305,63 @@ def test_winoground_scores_read_the_right_similarities():
     assert scores == pytest.approx({"text": 2 / 3, "image": 2 / 3, "group": 1 / 3})
 
 
-def test_winoground_scores_of_an_untrained_model_are_rates():
-    torch.manual_seed(0)
-    scores = winoground_scores(DualEncoder(VOCAB), winoground_pairs(40))
-    assert set(scores) == {"text", "image", "group"}
-    assert all(0.0 <= v <= 1.0 for v in scores.values())
-    assert scores["group"] <= min(scores["text"], scores["image"])
+# every pair right: s00 = 0.6 > s01 = s10 = 0.1, s11 = 0.9; then pair 2 breaks one way
+@pytest.mark.parametrize("change, expected", [
+    ({"s01": 0.7}, {"text": 3 / 4, "image": 1.0, "group": 3 / 4}),    # image 0 prefers caption 1
+    ({"s01": 0.6}, {"text": 3 / 4, "image": 1.0, "group": 3 / 4}),    # a tie is a failure
+    ({"s10": 0.7}, {"text": 1.0, "image": 3 / 4, "group": 3 / 4}),    # caption 0 prefers image 1
+    ({"s01": 0.95}, {"text": 3 / 4, "image": 3 / 4, "group": 3 / 4}),  # caption 1 prefers image 0 too
+    ({}, {"text": 1.0, "image": 1.0, "group": 1.0}),
+])
+def test_winoground_from_similarity_loses_exactly_the_broken_pair(change, expected):
+    sims = {"s00": [0.6] * 4, "s01": [0.1] * 4, "s10": [0.1] * 4, "s11": [0.9] * 4}
+    for key, value in change.items():
+        sims[key][2] = value
+    scores = winoground_from_similarity(*(torch.tensor(sims[k]) for k in ("s00", "s01", "s10", "s11")))
+    assert scores == pytest.approx(expected)
+
+
+class CaptionOracle(nn.Module):
+    """Reads each image of Winoground pairs as the caption it was rendered from (pair ``k`` in
+    ``misread``: image 0 as the swapped caption 1), and embeds a caption by its words, in order
+    (one-hot per position) or as a bag of words (blind to order)."""
+
+    def __init__(self, pairs, misread=(), ordered=True):
+        super().__init__()
+        self.anchor = nn.Parameter(torch.zeros(()), requires_grad=False)  # gives the model a device
+        t = pairs.tensors
+        self.caption_of = {}
+        for k in range(len(pairs)):
+            self.caption_of[t["image0"][k].numpy().tobytes()] = t["tokens1" if k in misread else "tokens0"][k]
+            self.caption_of[t["image1"][k].numpy().tobytes()] = t["tokens1"][k]
+        self.ordered = ordered
+
+    def encode_text(self, tokens):
+        one_hot = F.one_hot(tokens, VOCAB).float()  # (n, L, V)
+        return F.normalize(one_hot.flatten(1) if self.ordered else one_hot.sum(1), dim=-1)
+
+    def encode_image(self, images):
+        return self.encode_text(torch.stack([self.caption_of[im.numpy().tobytes()] for im in images]))
+
+
+@pytest.fixture(scope="module")
+def pairs():
+    return winoground_pairs(6, seed=0)
+
+
+def test_winoground_scores_a_model_that_reads_one_image_as_its_swapped_caption_loses_that_pair(pairs):
+    assert winoground_scores(CaptionOracle(pairs), pairs) == pytest.approx(
+        {"text": 1.0, "image": 1.0, "group": 1.0})
+    # pair 3's image 0 embeds as caption 1: s01 = 1 > s00, and s00 = s10 (both images read alike)
+    assert winoground_scores(CaptionOracle(pairs, misread={3}), pairs, batch_size=4) == pytest.approx(
+        {"text": 5 / 6, "image": 5 / 6, "group": 5 / 6})
+
+
+def test_winoground_pairs_defeat_a_model_blind_to_word_order(pairs):
+    # both captions of a pair have the same words, so a bag of words cannot tell them apart:
+    # every comparison is a tie, and a tie is a failure
+    assert winoground_scores(CaptionOracle(pairs, ordered=False), pairs) == {
+        "text": 0.0, "image": 0.0, "group": 0.0}
 
 
 # -------------------------------------------------------------------------------- learning

@@ -1,4 +1,4 @@
-"""robustness.py: remedies against their library references, robustness summaries, and learning
+"""mmcourse.robustness: remedies against their library references, robustness summaries, and learning
 tests on AV-Digits, XOR-Synergy and modality competition (seeded, CPU, small)."""
 
 import numpy as np
@@ -259,3 +259,16 @@ def test_a_retrieval_model_similarity_detects_mispaired_captions():
     bad = mixed.meta["mispaired"]
     precision = (flagged & bad).sum().item() / flagged.sum().item()
     assert precision > 0.6, precision
+
+
+#: every public name of the module before it became a package of one-idea modules
+PUBLIC_NAMES = (
+    "OGMGE", "ModalityDropout", "RidgeImputer", "RobustnessCurve", "augment", "class_weights",
+    "detect_mispaired", "fit_normaliser", "focal_loss", "impute", "normalise", "pair_scores",
+    "plot_robustness", "resample", "robustness_curve", "weighted_cross_entropy",
+)
+
+
+def test_the_public_names_stay_importable_from_mmcourse_robustness():
+    assert sorted(R.__all__) == sorted(PUBLIC_NAMES)
+    assert [name for name in PUBLIC_NAMES if not hasattr(R, name)] == []

@@ -263,3 +263,24 @@ def test_bad_scenes():
         S.caption_of([])
     with pytest.raises(ValueError, match="kinds must be"):
         S.winoground_pairs(2, kinds=("size_change",))
+
+
+#: every public name of the module before it became a package of one-idea modules
+PUBLIC_NAMES = (
+    "AXIS_RATIO", "BACKGROUND", "COLOURS", "COLOUR_NAMES", "GAP", "GRAMMAR", "HALF_EXTENT",
+    "HardNegative", "KINDS", "MAX_SHAPES", "MIN_IMAGE_SIZE", "MODALITY_SHAPES", "N_CODES", "RELATIONS",
+    "SIZES", "SUPERSAMPLE", "WORDS", "canonical_order", "caption_label", "caption_of",
+    "hard_negative_scene", "hard_negatives",
+    "load_shapes", "max_caption_words", "max_tokens", "num_captions", "object_masks", "parse_caption",
+    "relation", "render_scene", "render_scenes", "sample_scene", "sample_scenes", "shapes_vocab",
+    "winoground_pairs",
+)
+
+
+def test_the_public_names_stay_importable_from_mmcourse_data_shapes():
+    missing = [name for name in PUBLIC_NAMES if not hasattr(S, name)]
+    assert not missing, missing
+    assert sorted(S.__all__) == sorted(PUBLIC_NAMES)
+    from mmcourse.data import load_shapes
+
+    assert load_shapes is S.load_shapes
