@@ -10,11 +10,11 @@ from torch import nn
 from mmcourse.models.attention import (
     AdditiveAttention,
     MultiHeadAttention,
-    TinyCausalDecoder,
     TransformerBlock,
     padding_mask,
     scaled_dot_product_attention,
 )
+from mmcourse.models.language_model import TinyCausalDecoder
 
 B, HEADS, LQ, LK, DK, DV = 2, 3, 5, 6, 8, 4
 

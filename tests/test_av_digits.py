@@ -115,6 +115,7 @@ def test_product_of_experts_is_bayes_with_a_uniform_prior():
         product_of_experts([])
 
 
+@pytest.mark.slow
 def test_each_modality_is_imperfect_and_fusion_is_clearly_better(av_digits):
     """With the default knobs no single modality is enough; combining them is much better."""
     report = modality_report(av_digits, seed=0)

@@ -351,6 +351,7 @@ def test_length_penalty_prefers_longer_captions():
 # --------------------------------------------------------------------------- learning
 
 
+@pytest.mark.slow
 def test_captioner_learns_shapes(shapes, trained):
     """Greedy captions of held-out scenes match the canonical caption (design doc: 96 %)."""
     model, history = trained
@@ -370,6 +371,7 @@ def test_captioner_learns_shapes(shapes, trained):
     assert all(c.startswith("a ") for c in captions)
 
 
+@pytest.mark.slow
 def test_beam_is_at_least_as_likely_as_greedy_trained(shapes, trained):
     model, _ = trained
     images = shapes.test.tensors["image"][:500]

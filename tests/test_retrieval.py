@@ -365,6 +365,7 @@ def test_winoground_pairs_defeat_a_model_blind_to_word_order(pairs):
 
 
 # -------------------------------------------------------------------------------- learning
+@pytest.mark.slow
 def test_dual_encoder_learns_semantic_retrieval_on_shapes():
     """12 epochs on 4,000 scenes (about 1.2-1.5 s/epoch on 2 idle cores, 18 s in all): test
     i2t R@1 0.925, t2i 0.941 (other fit seeds: i2t 0.915, 0.937), where chance is about 1/1000;

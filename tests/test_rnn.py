@@ -252,6 +252,7 @@ def test_sequence_encoder_errors():
 # --------------------------------------------------------------------------------------------
 # Learning
 # --------------------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_gru_reads_three_clue_text_hints():
     """Measured: test accuracy 0.632 after 10 epochs (~3 s). Chance is 0.10, and guessing
     uniformly among the digits a hint allows gives 0.517, so the GRU also reads clue frequencies."""
@@ -263,6 +264,7 @@ def test_gru_reads_three_clue_text_hints():
     assert evaluate(model, test)["accuracy"] >= 0.55
 
 
+@pytest.mark.slow
 def test_gru_over_audio_frames_recognises_clean_spoken_digits():
     """Measured: test accuracy 0.951 after 4 epochs (~2 s) on unseen voices; chance 0.10."""
     train, val, test = (s.select(["audio", "label"]) for s in clean_av_digits(seed=0))

@@ -173,6 +173,7 @@ def test_robustness_curve_evaluates_each_level(av_digits):
 #: AV-Digits audio + text, train subsampled to a 10:1 long tail (class 9 rarest), early fusion,
 #: 8 epochs, seed 0. Measured: plain CE macro-F1 0.651, rarest-3 recall 0.45 (class 9: 0.23);
 #: class-weighted CE 0.738, 0.67 (0.63).
+@pytest.mark.slow
 def test_class_weights_raise_macro_f1_and_minority_recall_under_10_to_1_imbalance(av_digits):
     keys = ["audio", "text", "label"]
     tr = q.imbalance(av_digits.train.select(keys), 10, seed=0)
@@ -192,6 +193,7 @@ def test_class_weights_raise_macro_f1_and_minority_recall_under_10_to_1_imbalanc
 
 #: AV-Digits audio + text, 1,500 training samples, early fusion, 8 epochs, seed 0; audio removed
 #: from the whole test set. Measured: without dropout 0.216, with ModalityDropout(p=0.3) 0.291.
+@pytest.mark.slow
 def test_modality_dropout_beats_no_dropout_with_a_modality_missing_at_test(av_digits):
     keys = ["audio", "text", "label"]
     tr = av_digits.train.select(keys).subset(slice(0, 1500))
@@ -207,6 +209,7 @@ def test_modality_dropout_beats_no_dropout_with_a_modality_missing_at_test(av_di
 
 #: XOR-Synergy (seed 0, 2,000 train, σ = 0.3, Bayes 0.999), 20 epochs, lr 3e-3.
 #: Measured: late 0.497, early 0.998, tensor 0.997.
+@pytest.mark.slow
 def test_xor_synergy_late_fusion_fails_early_and_tensor_fusion_solve_it():
     splits = load_xor(seed=0)
     acc = {}
@@ -220,6 +223,7 @@ def test_xor_synergy_late_fusion_fails_early_and_tensor_fusion_solve_it():
 
 #: Modality competition (seed 0): x1 alone 0.696, x2 alone 0.734 (SGD, 30 epochs); naive joint
 #: late fusion 0.751, with OGM-GE (α = 1) 0.803.
+@pytest.mark.slow
 def test_gradient_modulation_beats_naive_joint_training():
     splits = load_competition(seed=0)
     acc = {}
@@ -245,6 +249,7 @@ def test_after_backward_hook_sees_every_step():
 
 #: Shapes, 1,500 training scenes, DualEncoder 5 epochs (batch 128, lr 1e-3, seed 0); 20 % of the
 #: test captions re-paired. Measured: precision of the 20 % lowest-similarity pairs 0.930 (chance 0.20).
+@pytest.mark.slow
 def test_a_retrieval_model_similarity_detects_mispaired_captions():
     from mmcourse.data.shapes import load_shapes, shapes_vocab
     from mmcourse.models.retrieval import DualEncoder, embed_dataset

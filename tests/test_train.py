@@ -51,6 +51,7 @@ def test_fit_is_deterministic_under_a_seed():
     assert torch.equal(run(), run())
 
 
+@pytest.mark.slow
 def test_small_cnn_reaches_93_percent_on_mnist5k(mnist_splits):
     """The foundation's bar: fit() trains a small CNN to >= 93 % on MNIST-5k test (chance 10 %)."""
     train, val, test = mnist_splits

@@ -102,6 +102,7 @@ def test_bad_arguments_are_clear_errors(small):
         model(small[:2])
 
 
+@pytest.mark.slow
 def test_transformer_captioner_learns_shapes():
     """2,000 scenes, 4 epochs (~20 s on 2 cores): measured seed 0, exact match 0.21, BLEU-4 0.50
     on 300 held-out scenes; chance exact match is 1 / 4,560."""

@@ -3,7 +3,8 @@
 Every model takes a batch dict and returns one ``ModelOutput`` (``output``).
 
 * ``cnn``: dense layer, convolution as unfold + matmul, encoders; ``rnn``: Elman and GRU cells,
-  sequence encoders; ``attention``: scaled dot-product, multi-head, additive, a tiny GPT;
+  sequence encoders; ``attention``: scaled dot-product, multi-head, additive, the transformer block;
+  ``language_model``: a tiny GPT;
 * ``encoders``: one encoder per modality, shared by baselines and fusions; ``joint``: the joint
   classifier interface; ``fusion``: early, late, voting, tensor, gated;
   ``cross_attention_fusion``: end-to-end fusion;
@@ -15,7 +16,6 @@ Every model takes a batch dict and returns one ``ModelOutput`` (``output``).
 from mmcourse.models.attention import (
     AdditiveAttention,
     MultiHeadAttention,
-    TinyCausalDecoder,
     TransformerBlock,
     padding_mask,
     scaled_dot_product_attention,
@@ -44,6 +44,7 @@ from mmcourse.models.fusion import (
     make_fusion,
 )
 from mmcourse.models.joint import JointClassifier
+from mmcourse.models.language_model import TinyCausalDecoder
 from mmcourse.models.output import ModelOutput
 from mmcourse.models.retrieval import DualEncoder, embed_dataset, info_nce, retrieve, top_k
 from mmcourse.models.rnn import (
