@@ -1,0 +1,119 @@
+"""Sphinx configuration of the course website (built by ``docs/site/build.py``).
+
+Why Sphinx + myst-nb + sphinx-book-theme: it is the stack Jupyter Book 1 was built on, each
+part well kept and installed from PyPI, and it builds fully offline: myst-nb renders the
+committed notebooks with their stored outputs (``nb_execution_mode = "off"``), the book theme
+gives the syllabus sidebar and a search box backed by Sphinx's own client-side index, and
+autodoc/autosummary document the package from its docstrings. Jupyter Book 2 (mystmd) was
+ruled out because it downloads its theme at build time; Sphinx's default MathJax comes from a
+CDN, so MathJax 2.7 is served from the ``jupyter-server-mathjax`` package (the Jupyter
+project's offline MathJax) and copied into the site: nothing is fetched at build or view time.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+from pathlib import Path
+
+import jupyter_server_mathjax
+
+project = "mmcourse"
+author = "the mmcourse authors"
+copyright = "the mmcourse authors, MIT licence"
+root_doc = "index"
+
+extensions = ["myst_nb", "sphinx.ext.autodoc", "sphinx.ext.autosummary", "sphinx.ext.mathjax"]
+templates_path = [str(Path(__file__).parent / "templates")]
+exclude_patterns = ["**.ipynb_checkpoints"]
+
+# --- notebooks: never re-executed, no widget JavaScript from a CDN --------------------------
+nb_execution_mode = "off"
+nb_ipywidgets_js = {}                     # explorers need a kernel: the site shows screenshots
+nb_merge_streams = True
+myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
+myst_heading_anchors = 3
+myst_update_mathjax = False               # its settings are for MathJax 3; see mathjax2_config
+
+# --- maths: MathJax 2.7 from the jupyter-server-mathjax package, SVG output (no web fonts) --
+MATHJAX_DIR = Path(jupyter_server_mathjax.__file__).parent / "static"
+mathjax_path = "mathjax/MathJax.js"
+mathjax2_config = {
+    "jax": ["input/TeX", "output/SVG"],
+    "extensions": ["tex2jax.js"],
+    "TeX": {"extensions": ["AMSmath.js", "AMSsymbols.js", "noErrors.js", "noUndefined.js"]},
+    "tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]],
+                "processEscapes": True},
+    "messageStyle": "none",
+    "MathMenu": {"showRenderer": False, "showLocale": False},
+}
+# Copied into the site: all but the HTML-CSS renderer, its fonts, the combined configurations
+# and the translations (the menu offers neither another renderer nor another language).
+MATHJAX_UNUSED = shutil.ignore_patterns("HTML-CSS", "config", "localization")
+
+# --- package reference: autosummary walks whatever modules mmcourse has ---------------------
+autosummary_generate = True
+autodoc_default_options = {"members": True, "show-inheritance": True, "ignore-module-all": True}
+autodoc_member_order = "bysource"
+autodoc_typehints = "signature"
+add_module_names = False
+
+# --- theme ------------------------------------------------------------------------------------
+html_theme = "sphinx_book_theme"
+html_title = "mmcourse — multimodal machine learning"
+html_copy_source = False
+html_show_sourcelink = False
+html_theme_options = {
+    "show_toc_level": 2,
+    "home_page_in_toc": True,
+    "use_download_button": False,
+    "use_fullscreen_button": False,
+    "navigation_with_keys": False,
+}
+html_last_updated_fmt = None
+
+
+# The package's docstrings are plain text with Unicode maths, e.g.
+#
+#     Attention(Q, K, V) = softmax(QK^T / sqrt(d_k)) V,
+#
+# an indented block after a paragraph. Read as reStructuredText it would be a block quote whose
+# text is markup (``|x|`` a substitution, ``*`` emphasis, deeper indents an error); shown as a
+# literal block, each formula renders exactly as written, alignment included. A ``|`` elsewhere
+# (outside ``inline literals``) is a plain bar too.
+LIST_ITEM = re.compile(r"\s*([-*+•]|\d+[.)])\s")
+INLINE_LITERAL = re.compile(r"(``.+?``)")
+
+
+def plain_text_formulas(app, what, name, obj, options, lines: list[str]) -> None:
+    literal_indent = None                 # the indent of the paragraph that opened a literal block
+    for i, line in enumerate(lines):
+        indent = len(line) - len(line.lstrip())
+        if literal_indent is not None:
+            if not line.strip() or indent > literal_indent:
+                continue
+            literal_indent = None
+        if not line.rstrip().endswith("::"):
+            line = "".join(part if part.startswith("``") else part.replace("|", "\\|")
+                           for part in INLINE_LITERAL.split(line))
+        block = lines[i + 2] if i + 2 < len(lines) else ""
+        opens_block = (line.strip() and not lines[i + 1].strip() and block.strip()
+                       and len(block) - len(block.lstrip()) > indent
+                       and not LIST_ITEM.match(block) and not LIST_ITEM.match(line)
+                       and not line.lstrip().startswith((".. ", ":")))
+        if opens_block and not line.rstrip().endswith("::"):
+            line = line.rstrip() + (":" if line.rstrip().endswith(":") else " ::")
+        if line.rstrip().endswith("::"):
+            literal_indent = indent
+        lines[i] = line
+
+
+def copy_mathjax(app, exception) -> None:
+    if exception is None and app.builder.format == "html":
+        shutil.copytree(MATHJAX_DIR, Path(app.outdir) / "_static" / "mathjax", dirs_exist_ok=True,
+                        ignore=MATHJAX_UNUSED)
+
+
+def setup(app):
+    app.connect("autodoc-process-docstring", plain_text_formulas)
+    app.connect("build-finished", copy_mathjax)
