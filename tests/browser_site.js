@@ -9,7 +9,7 @@ const cfg = JSON.parse(process.argv[2]);
 
 // in the page: text a reader sees that still looks like TeX (outside code, scripts and MathJax)
 function rawMaths() {
-  const skip = "pre, code, script, style, textarea, .MathJax_SVG, .MathJax_SVG_Display, .highlight";
+  const skip = "pre, code, script, style, textarea, .MathJax, .MathJax_Display, .MathJax_Preview, .highlight";
   const walker = document.createTreeWalker(document.querySelector("main") || document.body,
                                            NodeFilter.SHOW_TEXT);
   const found = [];
@@ -35,11 +35,13 @@ async function main() {
   // nothing may come from anywhere but the local server
   await context.route("**/*", (route) => {
     const url = route.request().url();
-    if (url.startsWith(cfg.base)) return route.continue();
+    if (url.startsWith(cfg.base) || /^(about|data|blob):/.test(url)) return route.continue();
     result.outside.push(url);
     return route.abort();
   });
-  context.on("requestfailed", (req) => result.failed.push(`${req.url()} ${req.failure().errorText}`));
+  context.on("requestfailed", (req) => {
+    if (req.url().startsWith(cfg.base)) result.failed.push(`${req.url()} ${req.failure().errorText}`);
+  });
   context.on("response", (res) => { if (res.status() >= 400) result.failed.push(`${res.url()} ${res.status()}`); });
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(60000);
@@ -51,7 +53,7 @@ async function main() {
       // MathJax 2 typesets after load: wait for its queue to drain
       const maths = await page.evaluate(() => new Promise((resolve) => {
         if (!window.MathJax || !window.MathJax.Hub) return resolve(0);
-        window.MathJax.Hub.Queue(() => resolve(document.querySelectorAll(".MathJax_SVG").length));
+        window.MathJax.Hub.Queue(() => resolve(document.querySelectorAll("span.MathJax").length));
       }));
       // every image, loaded (lazy ones are made eager and awaited)
       const images = await page.evaluate(async () => {

@@ -108,7 +108,7 @@ def fix_links(markdown: str, src: Path) -> str:
             return m[0]
         if (src / target.split("#")[0]).exists():
             return m[0]
-        return text if text.strip("`") == target else f"{text} (`{target}`)"
+        return f"`{target}`" if text.strip("`") == target else f"{text} (`{target}`)"
     return LINK.sub(repl, markdown)
 
 

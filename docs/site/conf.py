@@ -35,21 +35,21 @@ myst_enable_extensions = ["dollarmath", "amsmath", "colon_fence"]
 myst_heading_anchors = 3
 myst_update_mathjax = False               # its settings are for MathJax 3; see mathjax2_config
 
-# --- maths: MathJax 2.7 from the jupyter-server-mathjax package, SVG output (no web fonts) --
+# --- maths: MathJax 2.7 from the jupyter-server-mathjax package ------------------------------
+# The package ships MathJax's combined TeX configuration with the HTML-CSS renderer and the
+# STIX-Web fonts (the set-up of Jupyter's classic notebook); that is what is copied into the site.
 MATHJAX_DIR = Path(jupyter_server_mathjax.__file__).parent / "static"
-mathjax_path = "mathjax/MathJax.js"
+mathjax_path = "mathjax/MathJax.js?config=TeX-AMS-MML_HTMLorMML-full"
 mathjax2_config = {
-    "jax": ["input/TeX", "output/SVG"],
-    "extensions": ["tex2jax.js"],
-    "TeX": {"extensions": ["AMSmath.js", "AMSsymbols.js", "noErrors.js", "noUndefined.js"]},
     "tex2jax": {"inlineMath": [["\\(", "\\)"]], "displayMath": [["\\[", "\\]"]],
                 "processEscapes": True},
-    "messageStyle": "none",
+    "HTML-CSS": {"availableFonts": [], "preferredFont": None, "webFont": "STIX-Web", "imageFont": None},
     "MathMenu": {"showRenderer": False, "showLocale": False},
+    "messageStyle": "none",
 }
-# Copied into the site: all but the HTML-CSS renderer, its fonts, the combined configurations
-# and the translations (the menu offers neither another renderer nor another language).
-MATHJAX_UNUSED = shutil.ignore_patterns("HTML-CSS", "config", "localization")
+# Left out of the site: the SVG renderer's fonts (the package lacks that renderer) and the
+# translations of the maths menu (it offers no other language).
+MATHJAX_UNUSED = shutil.ignore_patterns("SVG", "localization")
 
 # --- package reference: autosummary walks whatever modules mmcourse has ---------------------
 autosummary_generate = True
@@ -60,7 +60,9 @@ add_module_names = False
 
 # --- theme ------------------------------------------------------------------------------------
 html_theme = "sphinx_book_theme"
-html_title = "mmcourse — multimodal machine learning"
+html_static_path = [str(Path(__file__).parent / "static")]
+html_css_files = ["site.css"]
+html_title = "mmcourse"
 html_copy_source = False
 html_show_sourcelink = False
 html_theme_options = {
