@@ -114,10 +114,6 @@ def cmd_test(args: list[str]) -> None:
         env = hermetic_env(Path(scratch))
         run([python, "-m", "ruff", "check", "course.py", "mmcourse", "tests", "benchmarks",
              "scripts", "docs/site"], env=env)
-        site = Path(scratch) / "site"     # tests/test_site.py checks this build, in a browser too
-        run([python, ROOT / "docs" / "site" / "build.py", "--out", site, "--src", Path(scratch) / "site-src"],
-            env=env)
-        env["MMCOURSE_SITE"] = str(site)
         run([python, "-m", "pytest", "tests", "notebooks", "solutions", "--nbval-lax", "--nbval-current-env",
              "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "-p", "no:cacheprovider",
              "--durations=15", *args], env=env)

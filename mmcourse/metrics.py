@@ -4,7 +4,8 @@ Classification
     ``accuracy``, ``precision_recall_f1``, ``confusion_matrix``.
 Calibration
     ``reliability_bins`` and ``expected_calibration_error``.
-Retrieval over a similarity matrix ``S`` of shape ``(Q, D)``, query ``i`` against database item ``j``
+Retrieval over a similarity matrix ``S`` of shape ``(Q, D)`` (query ``i`` against database
+item ``j``)
     ``ranks``, ``median_rank``, ``recall_at_k``, ``mean_average_precision``,
     ``precision_recall_at_threshold``, ``precision_recall_curve_at_thresholds``.
 Captioning

@@ -82,32 +82,49 @@ html_last_updated_fmt = None
 # an indented block after a paragraph. Read as reStructuredText it would be a block quote whose
 # text is markup (``|x|`` a substitution, ``*`` emphasis, deeper indents an error); shown as a
 # literal block, each formula renders exactly as written, alignment included. A ``|`` elsewhere
-# (outside ``inline literals``) is a plain bar too.
+# (outside ``inline literals``) is a plain bar too, and a heading of several lines directly over
+# an indented block is read as one definition-list term (reST wants the term on one line).
 LIST_ITEM = re.compile(r"\s*([-*+•]|\d+[.)])\s")
 INLINE_LITERAL = re.compile(r"(``.+?``)")
 
 
+def indent_of(line: str) -> int:
+    return len(line) - len(line.lstrip())
+
+
 def plain_text_formulas(app, what, name, obj, options, lines: list[str]) -> None:
-    literal_indent = None                 # the indent of the paragraph that opened a literal block
-    for i, line in enumerate(lines):
-        indent = len(line) - len(line.lstrip())
+    out, literal_indent, i = [], None, 0    # literal_indent: that of the paragraph opening a literal
+    while i < len(lines):
+        line, indent = lines[i], indent_of(lines[i])
         if literal_indent is not None:
             if not line.strip() or indent > literal_indent:
+                out.append(line)
+                i += 1
                 continue
             literal_indent = None
+        starts = not out or not out[-1].strip() or indent_of(out[-1]) > indent
+        if line.strip() and starts and not LIST_ITEM.match(line):
+            end = i                          # a paragraph of several lines over an indented block
+            while end + 1 < len(lines) and lines[end + 1].strip() and indent_of(lines[end + 1]) == indent:
+                end += 1
+            below = lines[end + 1] if end + 1 < len(lines) else ""
+            if end > i and below.strip() and indent_of(below) > indent:
+                line, i = " " * indent + " ".join(part.strip() for part in lines[i:end + 1]), end
         if not line.rstrip().endswith("::"):
             line = "".join(part if part.startswith("``") else part.replace("|", "\\|")
                            for part in INLINE_LITERAL.split(line))
+        blank = lines[i + 1] if i + 1 < len(lines) else "x"
         block = lines[i + 2] if i + 2 < len(lines) else ""
-        opens_block = (line.strip() and not lines[i + 1].strip() and block.strip()
-                       and len(block) - len(block.lstrip()) > indent
+        opens_block = (line.strip() and not blank.strip() and block.strip() and indent_of(block) > indent
                        and not LIST_ITEM.match(block) and not LIST_ITEM.match(line)
                        and not line.lstrip().startswith((".. ", ":")))
         if opens_block and not line.rstrip().endswith("::"):
             line = line.rstrip() + (":" if line.rstrip().endswith(":") else " ::")
         if line.rstrip().endswith("::"):
             literal_indent = indent
-        lines[i] = line
+        out.append(line)
+        i += 1
+    lines[:] = out
 
 
 def copy_mathjax(app, exception) -> None:
