@@ -112,11 +112,13 @@ def fix_links(markdown: str, src: Path) -> str:
     return LINK.sub(repl, markdown)
 
 
-def write(dst: Path, path: Path, nb: dict | None, note: str) -> None:
+def write(dst: Path, nb: dict | None, note: str) -> None:
     """``nb`` with a markdown cell holding ``note`` after its opening cell (the title)."""
     if nb is None:
         return
-    cell = {"cell_type": "markdown", "metadata": {}, "source": note, "id": "mmcourse-site-note"}
+    cell = {"cell_type": "markdown", "metadata": {}, "source": note}
+    if (nb.get("nbformat"), nb.get("nbformat_minor", 0)) >= (4, 5):
+        cell["id"] = "mmcourse-site-note"                  # cell ids exist from nbformat 4.5 on
     nb["cells"].insert(1 if nb["cells"] else 0, cell)
     dst.write_text(json.dumps(nb), encoding="utf-8")
 
@@ -156,14 +158,14 @@ def write_notebooks(src: Path) -> tuple[list[tuple[int, str, str, Path | None]],
     rows = []
     for number, path in chapters.items():
         exercise = exercises.get(number)
-        write(src / "notebooks" / path.name, path, notebooks[path],
+        write(src / "notebooks" / path.name, notebooks[path],
               chapter_note(path, exercise, titles.get(exercise)))
         if notebooks[path] is not None:
             rows.append((int(number), titles[path], f"notebooks/{path.name}", exercise))
     pages = []
     for number, path in exercises.items():
         chapter = chapters.get(number)
-        write(src / "exercises" / path.name, path, notebooks[path],
+        write(src / "exercises" / path.name, notebooks[path],
               exercise_note(path, chapter, titles.get(chapter)))
         if notebooks[path] is not None:
             pages.append(f"exercises/{path.stem}")
