@@ -188,7 +188,8 @@ def test_site_extra_is_installed_by_dev():
 # Picks up new chapters; broken content fails the build
 # ---------------------------------------------------------------------------------------------
 def small_course(root: Path) -> None:
-    """A course of three chapters (00, 02 with an exercise, and 11), a README and no package."""
+    """A course of three chapters (00, 02 with an exercise, and 11), a README, a benchmark and
+    two logs, and no package."""
     (root / "notebooks").mkdir(parents=True)
     (root / "exercises").mkdir()
     (root / "benchmarks").mkdir()
@@ -200,6 +201,12 @@ def small_course(root: Path) -> None:
         nbformat.write(nb, root / "notebooks" / f"{name}.ipynb")
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell("# Exercise 02\n\nDo it.")])
     nbformat.write(nb, root / "exercises" / "02_more.ipynb")
+    (root / "benchmarks" / "bench_speed.py").write_text(
+        '"""How fast.\n\n    python benchmarks/bench_speed.py\n"""\n')
+    logs = root / "docs" / "benchmarks"
+    logs.mkdir(parents=True)
+    (logs / "speed-h200.log").write_text("device: NVIDIA H200, 2026-11-30\n42 samples/s\n")
+    (logs / "summary.md").write_text("| model | s/epoch |\n| --- | --- |\n| cnn | 0.55 |\n")
 
 
 def test_new_chapters_are_picked_up_and_broken_content_fails_the_build(tmp_path):
@@ -213,6 +220,11 @@ def test_new_chapters_are_picked_up_and_broken_content_fails_the_build(tmp_path)
     assert len(part_ii) == 2 and "notebooks/11_new_topic.html" in part_ii[1]
     assert "notebooks/00_start.html" in part_ii[0] and "notebooks/02_more.html" in part_ii[0]
     assert '../exercises/02_more.html' in (site / "notebooks" / "02_more.html").read_text(encoding="utf-8")
+    benchmarks = " ".join(text_of(site / "benchmarks.html").split())
+    for shown in ("bench_speed.py", "python benchmarks/bench_speed.py", "docs/benchmarks/speed-h200.log",
+                  "device: NVIDIA H200, 2026-11-30", "docs/benchmarks/summary.md", "cnn 0.55"):
+        assert shown in benchmarks, f"the benchmarks page does not show {shown!r}"
+    assert "No benchmark log is committed yet" not in benchmarks
 
     # a missing image, a link to a page that does not exist, a notebook that does not parse
     nb = nbformat.read(course / "notebooks" / "02_more.ipynb", as_version=4)

@@ -189,11 +189,10 @@ def index_page(readme: dict[str, str], chapters: list) -> str:
         rows = [c for c in chapters if belongs(c[0])]
         if not rows:
             continue
-        out += [f"\n### {caption}\n", "| # | chapter | exercise | what it teaches |",
-                "| --- | --- | --- | --- |"]
-        for number, title, page, exercise in rows:
+        out += [f"\n### {caption}\n", "| chapter | exercise | what it teaches |", "| --- | --- | --- |"]
+        for _, title, page, exercise in rows:
             ex = f"[exercise](exercises/{exercise.name})" if exercise else "—"
-            out.append(f"| {number:02d} | [{title}]({page}) | {ex} | {teaches.get(Path(page).name, '')} |")
+            out.append(f"| [{title}]({page}) | {ex} | {teaches.get(Path(page).name, '')} |")
         tocs.append(toctree(caption, [page.removesuffix(".ipynb") for _, _, page, _ in rows]))
     practice = ["exercises", "explorers", "reference", "benchmarks"]
     if not (ROOT / "mmcourse").is_dir():
