@@ -5,6 +5,7 @@
     python3 course.py test     # create/reuse .venv, install, run lint + unit tests + notebooks
     python3 course.py test --fast   # the same without the slow tier (a few minutes)
     python3 course.py bench    # print the benchmark figures
+    python3 course.py site     # build the course website into build/site/ (docs/site/build.py)
 
 Only the Python standard library is used here, so it runs on a fresh machine with Python and
 pip. The virtual environment is re-installed whenever ``pyproject.toml`` changes.
@@ -100,6 +101,13 @@ def cmd_lab(args: list[str]) -> None:
     run([jupyter, "--notebook-dir", ROOT / "notebooks", *args])
 
 
+def cmd_site(args: list[str]) -> None:
+    python = ensure_env()
+    os.chdir(ROOT)
+    with tempfile.TemporaryDirectory(prefix="mmcourse-site-") as scratch:
+        run([python, ROOT / "docs" / "site" / "build.py", *args], env=hermetic_env(Path(scratch)))
+
+
 def cmd_test(args: list[str]) -> None:
     """Everything CI runs; ``--fast`` leaves out the slow tier (training to a stated accuracy,
     every notebook, the real browser): ``pytest -m "not slow"``, for developers between edits."""
@@ -110,7 +118,7 @@ def cmd_test(args: list[str]) -> None:
     with tempfile.TemporaryDirectory(prefix="mmcourse-test-") as scratch:
         env = hermetic_env(Path(scratch))
         run([python, "-m", "ruff", "check", "course.py", "mmcourse", "tests", "benchmarks",
-             "scripts"], env=env)
+             "scripts", "docs/site"], env=env)
         run([python, "-m", "pytest", "tests", "notebooks", "solutions", "--nbval-lax", "--nbval-current-env",
              "--nbval-sanitize-with", "tests/nbval_sanitize.cfg", "-p", "no:cacheprovider",
              "--durations=15", *args], env=env)
@@ -125,7 +133,8 @@ def cmd_bench(args: list[str]) -> None:
             run([python, script, *args], env=env)
 
 
-COMMANDS = {"lab": cmd_lab, "test": cmd_test, "bench": cmd_bench, "setup": lambda a: ensure_env()}
+COMMANDS = {"lab": cmd_lab, "test": cmd_test, "bench": cmd_bench, "site": cmd_site,
+            "setup": lambda a: ensure_env()}
 
 
 def main(argv: list[str]) -> None:

@@ -218,21 +218,21 @@ def load_spoken_digits(path=None, verify: bool = True) -> dict:
 
     Returns a dict of numpy arrays (N clips; ``db_min`` etc. as Python scalars):
 
-    ============  ==================  ===================================================
-    key           dtype, shape        meaning
-    ============  ==================  ===================================================
-    ``logmel``    uint8 (N, 32, 32)   log-mel [mel band, frame], quantised dB (see below)
-    ``digit``     uint8 (N,)          the spoken digit 0 .. 9
-    ``speaker``   uint16 (N,)         index into ``speakers``
-    ``speakers``  str (S,)            espeak-ng voice-variant names, one per speaker
-    ``accent``    str (N,)            espeak-ng English voice used for the clip
-    ``speed``     uint16 (N,)         words per minute (``espeak-ng -s``)
-    ``pitch``     uint8 (N,)          pitch 0 .. 99 (``espeak-ng -p``)
-    ``db_min``    float               dB of ``logmel == 0`` (-80)
-    ``db_max``    float               dB of ``logmel == 255`` (0, the clip's loudest bin)
-    ``sample_rate``, ``n_fft``, ``hop``, ``n_mels``   int    the front-end settings
-    ``fmin``, ``fmax``                                float  the mel filterbank's range (Hz)
-    ============  ==================  ===================================================
+    ==================  =================  ===========================================================
+    key                 dtype, shape       meaning
+    ==================  =================  ===========================================================
+    ``logmel``          uint8 (N, 32, 32)  log-mel [mel band, frame], quantised dB (see below)
+    ``digit``           uint8 (N,)         the spoken digit 0 .. 9
+    ``speaker``         uint16 (N,)        index into ``speakers``
+    ``speakers``        str (S,)           espeak-ng voice-variant names, one per speaker
+    ``accent``          str (N,)           espeak-ng English voice used for the clip
+    ``speed``           uint16 (N,)        words per minute (``espeak-ng -s``)
+    ``pitch``           uint8 (N,)         pitch 0 .. 99 (``espeak-ng -p``)
+    ``db_min``          float              dB of ``logmel == 0`` (-80)
+    ``db_max``          float              dB of ``logmel == 255`` (0, the clip's loudest bin)
+    ``sample_rate``     int                the front-end settings, as are ``n_fft``, ``hop``, ``n_mels``
+    ``fmin``, ``fmax``  float              the mel filterbank's range (Hz)
+    ==================  =================  ===========================================================
 
     Turn ``logmel`` into dB with :func:`dequantize` (``data["logmel"], data["db_min"],
     data["db_max"]``).

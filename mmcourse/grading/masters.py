@@ -2,7 +2,7 @@
 
 A master is a plain Python file in the "percent" cell format (readable, diffable, no extra tool):
 
-* ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell (its lines start with ``# ``);
+* ``# %%`` starts a code cell, ``# %% [markdown]`` a markdown cell (its lines start with ``#`` and a space);
 * ``# %% summary`` starts the cell that calls ``check.summary()``: in the solution it is marked
   ``# NBVAL_CHECK_OUTPUT`` and carries the output that nbval then expects (every part passes);
 * inside a code cell, the lines between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` are the
