@@ -53,7 +53,7 @@ def imbalance_figures(digits, seed, epochs) -> dict:
         model = early(digits, seed)
         fit(model, data, epochs=epochs, lr=2e-3, loss_fn=loss, progress=False, seed=seed)
         res = evaluate(model, test, return_outputs=True)
-        prf = precision_recall_f1(res["targets"], res.logits.argmax(1), 10, average=None)
+        prf = precision_recall_f1(res["targets"], res["logits"].argmax(1), 10, average=None)
         out[name] = (float(prf.f1.mean()), float(prf.recall[7:].mean()), res["accuracy"])
     return out
 

@@ -85,6 +85,8 @@ def test_fully_masked_row_gives_zeros_not_nan_and_finite_gradients():
     assert not out.isnan().any() and not weights.isnan().any()
     assert (weights[..., 2, :] == 0).all() and (out[..., 2, :] == 0).all()
     torch.testing.assert_close(weights[..., [0, 1, 3, 4], :].sum(-1), torch.ones(B, HEADS, 4))
+    # the reference agrees on the fully masked row too (the docstring's claim)
+    torch.testing.assert_close(out, F.scaled_dot_product_attention(q, k, v, attn_mask=mask))
     out.sum().backward()
     assert all(t.grad.isfinite().all() for t in (q, k, v))
 

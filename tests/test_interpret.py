@@ -150,7 +150,7 @@ def test_modality_ablation_of_a_fusion_model_on_av_digits(av_digits):
     assert report["all"] == pytest.approx(evaluate(model, test)["accuracy"])
     with torch.no_grad():
         model.eval()
-        logits = model({**test.tensors, "audio": None})
+        logits = model({**test.tensors, "audio": None}).logits
     assert report["without"]["audio"] == pytest.approx(
         (logits.argmax(1) == test.tensors["label"]).float().mean().item())
     assert set(report["alone"]) == {"image", "audio", "text"}

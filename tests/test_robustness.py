@@ -184,7 +184,7 @@ def test_class_weights_raise_macro_f1_and_minority_recall_under_10_to_1_imbalanc
         model = make_fusion("early", av_digits, modalities=["audio", "text"], seed=0)
         fit(model, tr, epochs=8, lr=2e-3, loss_fn=loss, progress=False, seed=0)
         out = evaluate(model, te, return_outputs=True)
-        prf = precision_recall_f1(out["targets"], out.logits.argmax(1), 10, average=None)
+        prf = precision_recall_f1(out["targets"], out["logits"].argmax(1), 10, average=None)
         scores[name] = (float(prf.f1.mean()), float(prf.recall[7:].mean()))
     (f1_plain, rec_plain), (f1_w, rec_w) = scores["plain"], scores["weighted"]
     assert f1_w > f1_plain + 0.04, scores

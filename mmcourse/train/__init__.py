@@ -8,10 +8,10 @@ from mmcourse.train.batches import iterate_batches, prepare, to_device
 from mmcourse.train.checkpoints import load_checkpoint, model_signature, save_checkpoint
 from mmcourse.train.history import History
 from mmcourse.train.loop import evaluate, fit
-from mmcourse.train.objective import classification_loss, output_loss
+from mmcourse.train.objective import classification_loss, default_loss, output_loss
 from mmcourse.train.precision import amp_dtype
 
 __all__ = [
-    "History", "amp_dtype", "classification_loss", "evaluate", "fit", "iterate_batches",
+    "History", "amp_dtype", "classification_loss", "default_loss", "evaluate", "fit", "iterate_batches",
     "load_checkpoint", "model_signature", "output_loss", "prepare", "save_checkpoint", "to_device",
 ]

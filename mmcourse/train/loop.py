@@ -32,7 +32,7 @@ from mmcourse.tensors import model_device
 from mmcourse.train.batches import Batch, batch_len, check_modalities, iterate_batches, num_batches, prepare
 from mmcourse.train.checkpoints import load_checkpoint, save_checkpoint
 from mmcourse.train.history import History
-from mmcourse.train.objective import LossFn, check_output, check_targets, classification_loss
+from mmcourse.train.objective import LossFn, check_output, check_targets, default_loss
 from mmcourse.train.precision import amp_dtype, autocast, resolve_amp
 
 MONITORS = {"val_loss": True, "val_accuracy": False, "train_loss": True}  # name -> lower is better
@@ -50,7 +50,7 @@ def evaluate(model: nn.Module, data, *, loss_fn: LossFn | None = None, target: s
     dev = torch.device(device) if device is not None else model_device(model)
     amp = resolve_amp(amp, dev)
     dtype = amp_dtype() if amp else None
-    loss_fn = loss_fn or classification_loss(target)
+    loss_fn = loss_fn or default_loss(target)
     check_modalities(model, data)
     data = prepare(data, dev)
     was_training = model.training
@@ -147,7 +147,7 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
         return history
 
     amp = resolve_amp(amp, dev)
-    loss_fn = loss_fn or classification_loss(target)
+    loss_fn = loss_fn or default_loss(target)
     check_modalities(model, train)
     if val is not None:
         check_modalities(model, val)

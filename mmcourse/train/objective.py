@@ -81,14 +81,31 @@ def output_loss(outputs: ModelOutput, y: Tensor | None) -> Tensor:
     return torch.stack(terms).sum() if len(terms) > 1 else terms[0]
 
 
-def classification_loss(target: str = "label") -> LossFn:
-    """``loss_fn(outputs, batch)``: the model's own loss if it gave one, else cross-entropy of its
-    logits (and auxiliary logits) against ``batch[target]``."""
+def default_loss(target: str = "label") -> LossFn:
+    """What ``fit()`` and ``evaluate()`` minimise unless told otherwise: ``loss_fn(outputs, batch)``
+    is the output's own loss if it gave one, else cross-entropy of its logits and auxiliary
+    logits against ``batch[target]`` (``output_loss``)."""
 
     def loss_fn(outputs: ModelOutput, batch: Batch) -> Tensor:
         if outputs.loss is None and target not in batch:
             raise KeyError(f"the loss needs the target {target!r} in the batch; the batch has "
                            f"{list(batch)}")
         return output_loss(outputs, batch.get(target))
+
+    return loss_fn
+
+
+def classification_loss(target: str = "label") -> LossFn:
+    """Plain cross-entropy of the main logits, ``CE(outputs.logits, batch[target])``, and nothing
+    else: no auxiliary heads, no loss of the model's own (e.g. late fusion trained only through
+    its combined scores, the "naive joint training" that OGM-GE improves on)."""
+
+    def loss_fn(outputs: ModelOutput, batch: Batch) -> Tensor:
+        if outputs.logits is None:
+            raise ValueError("classification_loss needs a model output with logits")
+        if target not in batch:
+            raise KeyError(f"the loss needs the target {target!r} in the batch; the batch has "
+                           f"{list(batch)}")
+        return _cross_entropy(outputs.logits, batch[target])
 
     return loss_fn
