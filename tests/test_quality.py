@@ -1,4 +1,5 @@
-"""quality.py: each corruption changes what it should and nothing else, reproducibly, never in place."""
+"""mmcourse.data.quality: each corruption changes what it should and nothing else, reproducibly,
+never in place."""
 
 from functools import partial
 
@@ -246,3 +247,22 @@ def test_xor_dataset_has_synergy_only():
     assert torch.equal(again.train.tensors["x1"], tr.tensors["x1"])
     with pytest.raises(ValueError, match="noise"):
         load_xor(noise=0)
+
+
+#: every public name of the module before it became a package of one-idea modules
+PUBLIC_NAMES = (
+    "MASK_SUFFIX", "class_counts", "compose", "concat", "drop_modality", "fewer_samples",
+    "gaussian_noise", "imbalance", "label_noise", "mask_of", "noise_at_snr", "occlusion",
+    "random_projection", "remove_modality", "rescale", "resize", "salt_and_pepper", "set_missing",
+    "shuffle_pairs", "time_shift", "token_dropout", "token_substitution", "unpair",
+)
+
+
+def test_the_public_names_stay_importable_from_mmcourse_data_quality():
+    assert sorted(q.__all__) == sorted(PUBLIC_NAMES)
+    assert [name for name in PUBLIC_NAMES if not hasattr(q, name)] == []
+    # ``Corruption`` was importable though not in __all__; no submodule shadows a function
+    # (``imbalance`` the function lives in ``class_imbalance`` for that reason)
+    from mmcourse.data.quality import Corruption  # noqa: F401
+
+    assert [name for name in PUBLIC_NAMES if name != "MASK_SUFFIX" and not callable(getattr(q, name))] == []
