@@ -22,6 +22,7 @@ import torch
 from torch import nn
 
 from mmcourse.models.attention import MultiHeadAttention
+from mmcourse.tensors import to_numpy
 from mmcourse.widgets.base import make_explorer, new_figure, slider_style
 
 if TYPE_CHECKING:
@@ -57,8 +58,8 @@ def record_attention(model: nn.Module, inputs) -> dict[str, dict[str, np.ndarray
             k = module._split(module.k_proj(context))
             scores = q @ k.transpose(-2, -1) / math.sqrt(module.head_dim)
             weights = output[1]
-            records[name] = {"scores": scores.float().cpu().numpy(),
-                             "weights": weights.float().cpu().numpy()}
+            records[name] = {"scores": to_numpy(scores.float()),
+                             "weights": to_numpy(weights.float())}
         return capture
 
     handles = [m.register_forward_hook(hook(name), with_kwargs=True) for name, m in layers]

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from mmcourse.data.text import Vocab
-from mmcourse.tensors import model_device
+from mmcourse.tensors import model_device, to_numpy
 from mmcourse.widgets.base import image_for_imshow, make_explorer, new_figure, slider_style
 
 if TYPE_CHECKING:
@@ -56,9 +56,9 @@ class DecodingCache:
             n = ids.index(self.vocab.eos_id) + 1               # the words and <eos>
         words = [self.vocab.itos[t] for t in ids[:n]]
         return {"words": words, "caption": self.vocab.decode(out.tokens[row].tolist()),
-                "token_log_probs": out.token_log_probs[row, :n].float().cpu().numpy(),
+                "token_log_probs": to_numpy(out.token_log_probs[row, :n].float()),
                 "log_prob": float(out.log_prob[row]),
-                "attention": out.attention[row, :n].float().cpu().numpy()}
+                "attention": to_numpy(out.attention[row, :n].float())}
 
     def get(self, image: int, method: str, beam: int, temperature: float, top_p: float) -> dict:
         key = {"greedy": (image, "greedy"), "beam": (image, "beam", beam),
