@@ -5,7 +5,7 @@ AdamW step) and of ``fit()`` over the same number of epochs, and their time rati
 within 1.10x of the bare loop). After an untimed warm-up of both, runs are interleaved and
 repeated; medians of one run.
 
-    python benchmarks/bench_models.py [--repeats 3] [--epochs 1] [--device cpu] [--only captioner]
+    python benchmarks/bench_models.py [--repeats 5] [--epochs 1] [--device cpu] [--only captioner]
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def cases() -> dict[str, tuple[Callable, object, int]]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--device", default=None)
     parser.add_argument("--only", default=None, help="comma-separated substrings of model names")

@@ -31,7 +31,8 @@ from mmcourse.data.av_digits import DEFAULTS, load_av_digits
 from mmcourse.data.synergy import load_competition, load_xor
 from mmcourse.metrics import precision_recall_f1
 from mmcourse.models.cnn import UnimodalClassifier
-from mmcourse.models.fusion import VectorEncoder, make_fusion
+from mmcourse.models.encoders import VectorEncoder
+from mmcourse.models.fusion import make_fusion
 from mmcourse.train import classification_loss, evaluate, fit
 
 MODS = ["audio", "text"]

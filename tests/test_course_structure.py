@@ -104,3 +104,21 @@ def test_notebook_names_are_numbered_consecutively():
     assert numbers == list(range(len(names))), (
         f"notebooks must be numbered 00, 01, ... without gaps or repeats, got {names}"
     )
+
+
+def test_every_test_the_package_cites_exists():
+    """Docstrings and comments that send a reader to a test must name one that exists: a file
+    under tests/, and the test function when they name one."""
+    root = Path(__file__).resolve().parents[1]
+    cited = []
+    for path in sorted((root / "mmcourse").rglob("*.py")):
+        text = path.read_text()
+        for file, name in re.findall(r"(tests/test_\w+\.py)(?:::(\w+))?", text):
+            cited.append((path.name, file, name))
+        for name, file in re.findall(r"``(test_\w+)`` in\s+``(tests/test_\w+\.py)``", text):
+            cited.append((path.name, file, name))
+    assert cited, "no citation found: the pattern is wrong"
+    for source, file, name in cited:
+        assert (root / file).exists(), f"{source} cites {file}, which does not exist"
+        if name:
+            assert f"def {name}(" in (root / file).read_text(), f"{source} cites {file}::{name}"

@@ -1,9 +1,10 @@
 """Reference answers for the exercise parts that the package has no single function for.
 
 Each is a few lines on top of PyTorch / scikit-learn / ``mmcourse``, written out as the formula
-the exercise states; ``tests/test_grading_references.py`` checks them against independent
-computations. The other parts are graded against ``mmcourse.models`` / ``mmcourse.metrics`` /
-``torch`` / ``sklearn`` directly (see ``problems.py``).
+the exercise states; ``test_references_agree_with_independent_computations`` in
+``tests/test_grading.py`` checks them against independent computations. The other parts are
+graded against ``mmcourse.models`` / ``mmcourse.metrics`` / ``torch`` / ``sklearn`` directly
+(see ``problems.py``).
 """
 
 from __future__ import annotations
