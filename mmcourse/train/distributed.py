@@ -31,8 +31,15 @@ from datetime import timedelta
 import torch
 import torch.distributed as dist
 from torch import Tensor
+from torch.utils import _pytree as pytree
 
 from mmcourse.config import device as default_device
+from mmcourse.models.output import ModelOutput
+
+# DDP finds the tensors of a model's output with torch's pytree: tell it what a ModelOutput holds
+# (else, under static_graph, the first step's gradients are not all-reduced)
+if ModelOutput not in pytree.SUPPORTED_NODES:
+    pytree.register_dataclass(ModelOutput)
 
 TIMEOUT_ENV = "MMCOURSE_DDP_TIMEOUT"
 DEFAULT_TIMEOUT_S = 600.0
@@ -61,15 +68,16 @@ def is_main() -> bool:
     return rank() == 0
 
 
-def _timeout() -> timedelta:
+def timeout_s() -> float:
+    """How long a collective waits for the other ranks: ``MMCOURSE_DDP_TIMEOUT`` (seconds)."""
     raw = os.environ.get(TIMEOUT_ENV, "").strip()
     try:
         seconds = float(raw) if raw else DEFAULT_TIMEOUT_S
     except ValueError:
         raise ValueError(f"{TIMEOUT_ENV}={raw!r} is not a number of seconds") from None
-    if seconds <= 0:
+    if not seconds > 0:
         raise ValueError(f"{TIMEOUT_ENV} must be > 0 seconds, got {raw!r}")
-    return timedelta(seconds=seconds)
+    return seconds
 
 
 def setup(backend: str | None = None) -> torch.device | None:
@@ -83,6 +91,7 @@ def setup(backend: str | None = None) -> torch.device | None:
             raise RuntimeError(f"WORLD_SIZE is set but {key} is not: start the job with torchrun "
                                "(e.g. torchrun --nproc_per_node 2 -m mmcourse.train CHAPTER)")
     local = int(os.environ["LOCAL_RANK"])
+    timeout = timedelta(seconds=timeout_s())
     if backend is None:  # MMCOURSE_DEVICE=cpu picks gloo on a GPU machine too
         backend = "nccl" if default_device().type == "cuda" else "gloo"
     if backend == "nccl":
@@ -93,7 +102,7 @@ def setup(backend: str | None = None) -> torch.device | None:
                                "here: --nproc_per_node must not exceed the GPUs per node")
         torch.cuda.set_device(local)
     if not active():
-        dist.init_process_group(backend=backend, timeout=_timeout())
+        dist.init_process_group(backend=backend, timeout=timeout)
         atexit.register(cleanup)
     return torch.device("cuda", local) if backend == "nccl" else torch.device("cpu")
 
@@ -142,4 +151,4 @@ def barrier() -> None:
 
 
 __all__ = ["active", "all_sum", "barrier", "broadcast_int", "cleanup", "is_main", "launched",
-           "rank", "setup", "shard", "world_size"]
+           "rank", "setup", "shard", "timeout_s", "world_size"]

@@ -176,6 +176,14 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
     ``after_backward(model, batch, outputs)``, if given, is called after every backward pass and
     before clipping and the optimizer step: a hook to rescale or perturb gradients (e.g.
     ``mmcourse.robustness.OGMGE``, which reads the per-modality scores from ``outputs``).
+
+    Under ``torchrun`` (see ``mmcourse.train.distributed``) the model trains wrapped in
+    ``DistributedDataParallel`` on this rank's device: ``batch_size`` is *per rank* (the global
+    batch is ``batch_size × WORLD_SIZE``), a ``ModalDataset`` is sharded per rank as
+    ``DistributedSampler`` shards (another ``train`` must be a ``DataLoader`` with a
+    ``DistributedSampler``), the recorded figures are those of the whole data (summed over the
+    ranks), only rank 0 shows progress and writes the checkpoint, and every rank returns the
+    same ``History``. ``after_backward`` is refused there.
     """
     monitor = _check_fit_args(epochs, monitor, patience, val)
     rank_dev = distributed.setup()  # None unless started by torchrun
@@ -222,8 +230,10 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
     forward = model
     if ddp:
+        # static_graph: the same parameters take part in every step, some maybe in none
+        # (LateFusion's log_weights unless combine="learned"), which plain DDP refuses
         forward = nn.parallel.DistributedDataParallel(
-            model, device_ids=[dev.index] if dev.type == "cuda" else None)
+            model, device_ids=[dev.index] if dev.type == "cuda" else None, static_graph=True)
     forward = torch.compile(forward) if compile else forward
 
     steps = num_batches(train_data, batch_size)
@@ -315,6 +325,13 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
                 if patience is not None and since_best >= patience:
                     history.stopped_early = True
                     break
+    except RuntimeError as err:
+        if ddp and "timed out" in str(err).lower():
+            raise RuntimeError(
+                f"rank {rank}: another rank did not answer within {distributed.timeout_s():.0f} s "
+                f"({distributed.TIMEOUT_ENV}); it hangs or died. Stopping this rank, so that "
+                "torchrun stops the job") from err
+        raise
     finally:
         bar.close()
     if best_state is not None:
