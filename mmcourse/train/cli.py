@@ -188,7 +188,7 @@ def train(args: argparse.Namespace) -> dict | None:
                 "backend": torch.distributed.get_backend() if distributed.active() else None,
                 "device": str(rank_dev or model_device_name()), "limit": args.limit,
                 "samples": {"train": len(train_split), "val": len(val), "test": len(test)},
-                "torch": torch.__version__}
+                "torch": str(torch.__version__)}
     if main:
         print(f"mmcourse train {key}: {recipe.title} | profile {prof.name} | {world} rank(s) on "
               f"{settings['device']} ({settings['backend'] or 'no process group'}) | global batch "
@@ -220,9 +220,10 @@ def model_device_name() -> str:
     return str(device())
 
 
-@record  # under torchrun: a failing rank's traceback goes into torchrun's error summary
 def main(argv: list[str] | None = None) -> int:
-    train(parser().parse_args(argv))
+    args = parser().parse_args(argv)
+    # under torchrun, @record puts a failing rank's traceback into torchrun's error summary
+    (record(train) if distributed.launched() else train)(args)
     return 0
 
 
