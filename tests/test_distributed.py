@@ -246,3 +246,16 @@ def test_a_hanging_rank_times_out_and_takes_the_job_down(tmp_path):
     assert rc != 0
     assert "rank 0: another rank did not answer within 5 s" in out and "ChildFailedError" in out
     assert not list(tmp_path.glob("rank*.json"))
+
+
+@pytest.mark.gpu
+def test_nccl_ranks_on_every_gpu(tmp_path):
+    """One rank per GPU over nccl (run by scripts/gpu_check.sh on a machine with CUDA)."""
+    gpus = torch.cuda.device_count()
+    rc, out, _ = run_bounded(torchrun(gpus, "-m", "mmcourse.train", "02", "--epochs", "2", "--limit",
+                                      "1024", "--out", str(tmp_path), "--quiet"), 240,
+                             MMCOURSE_DEVICE="cuda")
+    assert rc == 0, out[-3000:]
+    metrics = json.loads((tmp_path / "02.json").read_text())
+    assert (metrics["backend"], metrics["world_size"], metrics["device"]) == ("nccl", gpus, "cuda:0")
+    print(f"nccl, {gpus} GPU(s): {metrics['last']}")
