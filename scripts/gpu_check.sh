@@ -5,13 +5,17 @@
 #
 # 1. versions (nvidia-smi, torch, CUDA)                               -> $OUT/env.log
 # 2. pytest -m gpu on the test files that hold GPU tests (capped)       -> $OUT/gpu_tests.log
-# 3. benchmarks/bench_gpu.py in the time that is left (capped)          -> $OUT/bench_gpu.log
+# 3. fit() under torchrun with DDP over nccl, one rank per GPU:          -> $OUT/ddp_nccl.log
+#    `mmcourse train 07 --profile full` for GPU_CHECK_DDP_EPOCHS (3) epochs, capped at
+#    GPU_CHECK_DDP_CAP (75) s; its checkpoint and metrics JSON go to $OUT/ddp/
+# 4. benchmarks/bench_gpu.py in the time that is left (capped)          -> $OUT/bench_gpu.log
 #
 # Everything finishes within GPU_CHECK_BUDGET seconds (default 450) of the start: the tests
-# get at most GPU_CHECK_TEST_CAP (170) s, the benchmark the rest through its --deadline, and
-# `timeout` backs both up. GPU_CHECK_DRY=1 runs the same steps on a CPU-only machine in a
-# reduced form (GPU tests skip, the benchmark runs its CPU parts on the default profile), to
-# check the script itself. PYTHON picks the interpreter (default python3); OUT the log folder.
+# get at most GPU_CHECK_TEST_CAP (170) s, the DDP run GPU_CHECK_DDP_CAP, the benchmark the rest
+# through its --deadline, and `timeout` backs them up. GPU_CHECK_DRY=1 runs the same steps on a
+# CPU-only machine in a reduced form (GPU tests skip, the DDP run is 2 gloo ranks on the CPU on
+# a tiny default-profile run, the benchmark runs its CPU parts on the default profile), to check
+# the script itself. PYTHON picks the interpreter (default python3); OUT the log folder.
 set -uo pipefail
 
 PY=${PYTHON:-python3}
@@ -19,6 +23,8 @@ OUT=${OUT:-/tmp/gpu_check_out}
 BUDGET=${GPU_CHECK_BUDGET:-450}
 TEST_CAP=${GPU_CHECK_TEST_CAP:-170}
 DRY=${GPU_CHECK_DRY:-0}
+DDP_CAP=${GPU_CHECK_DDP_CAP:-75}
+DDP_EPOCHS=${GPU_CHECK_DDP_EPOCHS:-3}
 mkdir -p "$OUT"
 export PYTHONPATH="${PYTHONPATH:+$PYTHONPATH:}$PWD" MPLBACKEND=Agg PYTHONHASHSEED=0
 SECONDS=0
@@ -52,7 +58,32 @@ timeout -k 10 "$TEST_CAP" "$PY" -m pytest -m gpu $GPU_TEST_FILES -q -p no:cachep
 TEST_RC=${PIPESTATUS[0]}
 echo "== pytest exit code $TEST_RC after ${SECONDS}s" | tee -a "$OUT/gpu_tests.log"
 
-# -- 3. the benchmark, in the time left ----------------------------------------------------------
+# -- 3. DDP over nccl: every GPU of this machine, one rank each (2 gloo ranks on the CPU if dry) --
+if [ "$DRY" = "1" ]; then
+  NPROC=2
+  DDP_ARGS=(--profile default --epochs 1 --limit 256)
+  DDP_ENV=(MMCOURSE_DEVICE=cpu)
+else
+  NPROC=$(nvidia-smi -L 2>/dev/null | grep -c "^GPU")
+  DDP_ARGS=(--profile full --epochs "$DDP_EPOCHS")
+  DDP_ENV=()
+fi
+{
+  echo "== $(date -u +%FT%TZ) torchrun --standalone --nproc_per_node $NPROC -m mmcourse.train 07 ${DDP_ARGS[*]} (cap ${DDP_CAP}s)"
+  if [ "${NPROC:-0}" -lt 1 ]; then
+    echo "== no GPU listed by nvidia-smi: DDP run skipped"
+  else
+    env "${DDP_ENV[@]}" timeout -k 10 "$DDP_CAP" "$PY" -m torch.distributed.run --standalone \
+      --nproc_per_node "$NPROC" -m mmcourse.train 07 "${DDP_ARGS[@]}" --out "$OUT/ddp" --quiet
+    echo "== torchrun exit code $? after ${SECONDS}s"
+    [ -f "$OUT/ddp/07.json" ] && "$PY" -c "import json, sys; m = json.load(open(sys.argv[1])); \
+print({k: m[k] for k in ('world_size', 'backend', 'device', 'global_batch', 'train_seconds', 'test')}); \
+[print(r) for r in m['history']['records']]" "$OUT/ddp/07.json"
+  fi
+} 2>&1 | tee "$OUT/ddp_nccl.log"
+DDP_RC=$(grep -q "torchrun exit code 0" "$OUT/ddp_nccl.log" && echo 0 || echo 1)
+
+# -- 4. the benchmark, in the time left ----------------------------------------------------------
 LEFT=$((BUDGET - SECONDS - 15))
 if [ "$DRY" = "1" ]; then
   BENCH_ARGS=(--profile default --quick --only cnn-mnist,captioner --full-budget 15)
@@ -73,6 +104,6 @@ else
     | tee -a "$OUT/bench_gpu.log"
   BENCH_RC=${PIPESTATUS[0]}
 fi
-echo "== done in ${SECONDS}s: pytest rc=$TEST_RC, bench rc=$BENCH_RC; logs in $OUT" \
+echo "== done in ${SECONDS}s: pytest rc=$TEST_RC, ddp rc=$DDP_RC, bench rc=$BENCH_RC; logs in $OUT" \
   | tee -a "$OUT/bench_gpu.log"
-[ "$TEST_RC" = "0" ] && [ "$BENCH_RC" = "0" ]
+[ "$TEST_RC" = "0" ] && [ "$DDP_RC" = "0" ] && [ "$BENCH_RC" = "0" ]

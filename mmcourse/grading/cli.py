@@ -74,6 +74,10 @@ def cmd_generate(args) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["train"]:  # `mmcourse train CHAPTER ...`: mmcourse/train/cli.py
+        from mmcourse.train.cli import main as train_main
+        return train_main(argv[1:])
     parser = argparse.ArgumentParser(prog="mmcourse", description="Grade mmcourse exercises.")
     sub = parser.add_subparsers(dest="command", required=True)
     g = sub.add_parser("grade", help="grade submissions (notebooks or directories of them)")

@@ -1,7 +1,9 @@
 """Training: one ``fit()`` / ``evaluate()`` loop for every model of the course.
 
 ``loop`` (fit, evaluate), ``objective`` (the loss of a ``ModelOutput``), ``batches`` (a dataset
-as batch dicts on a device), ``precision`` (AMP on CUDA), ``checkpoints`` and ``history``.
+as batch dicts on a device), ``precision`` (AMP on CUDA), ``checkpoints`` and ``history``;
+``distributed`` (the same ``fit()`` under ``torchrun``, with DistributedDataParallel) and ``cli``
+(``mmcourse train CHAPTER``: a chapter's model trained end to end outside a notebook).
 """
 
 from mmcourse.train.batches import iterate_batches, prepare, to_device

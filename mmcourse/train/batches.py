@@ -44,26 +44,33 @@ def prepare(data, dev: torch.device):
 
 def iterate_batches(data, batch_size: int, *, shuffle: bool = False,
                     generator: torch.Generator | None = None, dev: torch.device | None = None,
-                    drop_last: bool = False) -> Iterable[Batch]:
+                    drop_last: bool = False, indices: Tensor | None = None) -> Iterable[Batch]:
     """Yield batch dicts from a ``ModalDataset`` (sliced in place), a ``DataLoader`` or any
     iterable of batch dicts (moved to ``dev``), or a map-style ``Dataset`` (wrapped in a
-    ``DataLoader`` with ``num_workers=0``)."""
+    ``DataLoader`` with ``num_workers=0``). ``indices`` (a ``ModalDataset`` only) gives the
+    samples to visit, in order, instead of all of them (``shuffle`` is then ignored): one
+    rank's shard under DDP."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if isinstance(data, ModalDataset):
-        n = len(data)
+        n = len(data) if indices is None else len(indices)
         on_device = dev is None or data.device == dev
-        if shuffle:
+        order = None
+        if indices is not None:
+            order = indices.to(data.device)
+        elif shuffle:
             order = torch.randperm(n, generator=generator).to(data.device)
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
-            if shuffle:
+            if order is not None:
                 idx = order[start:start + batch_size]
                 batch = {k: v[idx] for k, v in data.tensors.items()}
             else:
                 batch = {k: v[start:start + batch_size] for k, v in data.tensors.items()}
             yield batch if on_device else to_device(batch, dev)
         return
+    if indices is not None:
+        raise TypeError(f"iterate_batches(indices=...) needs a ModalDataset, got {type(data).__name__}")
     if isinstance(data, torch.utils.data.Dataset) and not isinstance(data, torch.utils.data.IterableDataset):
         data = torch.utils.data.DataLoader(data, batch_size=batch_size, shuffle=shuffle,
                                            generator=generator, num_workers=0, drop_last=drop_last)

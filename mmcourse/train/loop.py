@@ -14,6 +14,10 @@ precision on CUDA, optional ``torch.compile``, gradient-norm clipping, early sto
 validation figure (best weights restored), a ``tqdm.auto`` bar, a ``History`` that plots itself,
 and checkpoints. Running sums stay on the device during an epoch and the host reads them once
 per epoch, so a step has no host synchronisation (the first batch's label check aside).
+
+Under ``torchrun`` the same ``fit()`` trains with ``DistributedDataParallel`` (see
+``mmcourse.train.distributed``): each rank trains on its shard, gradients are all-reduced,
+figures are summed over the ranks, and only rank 0 prints and writes the checkpoint.
 """
 
 from __future__ import annotations
@@ -27,8 +31,10 @@ import torch
 from torch import nn
 
 from mmcourse.config import device as default_device
+from mmcourse.data.base import ModalDataset
 from mmcourse.models.output import ModelOutput
 from mmcourse.tensors import model_device
+from mmcourse.train import distributed
 from mmcourse.train.batches import Batch, batch_len, check_modalities, iterate_batches, num_batches, prepare
 from mmcourse.train.checkpoints import load_checkpoint, save_checkpoint
 from mmcourse.train.history import History
@@ -104,6 +110,41 @@ def _check_fit_args(epochs: int, monitor: str | None, patience: int | None, val)
     return monitor
 
 
+def _rank_device(device, rank_dev: torch.device) -> torch.device:
+    """Under torchrun each rank computes on its own device; ``device`` may only name its type."""
+    if device is not None and torch.device(device).type != rank_dev.type:
+        raise ValueError(f"fit(device={device!r}) under torchrun, but this rank's device is "
+                         f"{rank_dev} (set MMCOURSE_DEVICE=cpu for gloo on the CPU)")
+    return rank_dev
+
+
+def _check_ddp_train(train_data, after_backward) -> None:
+    if after_backward is not None:
+        raise ValueError("fit(after_backward=...) is not supported under torchrun: the hook would "
+                         "change each rank's all-reduced gradients by its own batch, and the "
+                         "model copies would drift apart")
+    if isinstance(train_data, ModalDataset):
+        return
+    sampler = getattr(train_data, "sampler", None)
+    if not isinstance(sampler, torch.utils.data.DistributedSampler):
+        raise ValueError(
+            f"under torchrun, fit() shards a ModalDataset itself; a {type(train_data).__name__} "
+            "must be a DataLoader with a DistributedSampler, or every rank would train on all of it"
+        )
+
+
+def _gathered(scores: dict, dev: torch.device) -> dict:
+    """Evaluation figures of the whole validation set from each rank's share of it."""
+    n = scores["n"]
+    sums = distributed.all_sum(torch.tensor(
+        [scores["loss"] * n, scores.get("accuracy", 0.0) * n, n], dtype=torch.float64, device=dev))
+    total, correct, count = sums.tolist()
+    result = {"loss": total / count, "n": int(count)}
+    if "accuracy" in scores:
+        result["accuracy"] = round(correct) / count
+    return result
+
+
 def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3,
         batch_size: int = 64, optimizer: torch.optim.Optimizer | None = None,
         weight_decay: float = 0.0, scheduler=None, loss_fn: LossFn | None = None,
@@ -135,13 +176,28 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
     ``after_backward(model, batch, outputs)``, if given, is called after every backward pass and
     before clipping and the optimizer step: a hook to rescale or perturb gradients (e.g.
     ``mmcourse.robustness.OGMGE``, which reads the per-modality scores from ``outputs``).
+
+    Under ``torchrun`` (see ``mmcourse.train.distributed``) the model trains wrapped in
+    ``DistributedDataParallel`` on this rank's device: ``batch_size`` is *per rank* (the global
+    batch is ``batch_size × WORLD_SIZE``), a ``ModalDataset`` is sharded per rank as
+    ``DistributedSampler`` shards (another ``train`` must be a ``DataLoader`` with a
+    ``DistributedSampler``), the recorded figures are those of the whole data (summed over the
+    ranks), only rank 0 shows progress and writes the checkpoint, and every rank returns the
+    same ``History``. ``after_backward`` is refused there.
     """
     monitor = _check_fit_args(epochs, monitor, patience, val)
-    dev = torch.device(device) if device is not None else default_device()
+    rank_dev = distributed.setup()  # None unless started by torchrun
+    ddp = rank_dev is not None
+    if ddp:
+        dev = _rank_device(device, rank_dev)
+    else:
+        dev = torch.device(device) if device is not None else default_device()
+    rank, world = distributed.rank(), distributed.world_size()
     model.to(dev)
-    if checkpoint is not None and Path(checkpoint).exists() and not retrain:
+    found = checkpoint is not None and Path(checkpoint).exists() and not retrain
+    if distributed.broadcast_int(found, dev):  # rank 0 decides, so that no rank trains alone
         history = load_checkpoint(checkpoint, model)
-        if progress:
+        if progress and rank == 0:
             print(f"loaded trained weights from {checkpoint} ({len(history)} epochs); "
                   "pass retrain=True to train again")
         return history
@@ -151,8 +207,10 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
     check_modalities(model, train)
     if val is not None:
         check_modalities(model, val)
+    if ddp and seed is None:  # the ranks must agree on the shuffling order
+        seed = distributed.broadcast_int(torch.randint(2**31, ()).item(), dev)
     if seed is not None:
-        torch.manual_seed(seed)
+        torch.manual_seed(seed + rank)  # dropout differs between ranks; rank 0 as one process
     generator = torch.Generator()
     if seed is not None:
         generator.manual_seed(seed)
@@ -160,13 +218,27 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
         generator.seed()
     train_data = prepare(train, dev)
     val_data = prepare(val, dev) if val is not None else None
+    if ddp:
+        _check_ddp_train(train_data, after_backward)
+        if isinstance(val_data, ModalDataset):
+            if len(val_data) < world:
+                raise ValueError(f"val has {len(val_data)} samples, fewer than the {world} ranks")
+            val_data = val_data.subset(slice(rank, None, world))
     if optimizer is None:
         optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     dtype = amp_dtype() if amp else None
     scaler = torch.amp.GradScaler("cuda", enabled=dtype == torch.float16)
-    forward = torch.compile(model) if compile else model
+    forward = model
+    if ddp:
+        # static_graph: the same parameters take part in every step, some maybe in none
+        # (LateFusion's log_weights unless combine="learned"), which plain DDP refuses
+        forward = nn.parallel.DistributedDataParallel(
+            model, device_ids=[dev.index] if dev.type == "cuda" else None, static_graph=True)
+    forward = torch.compile(forward) if compile else forward
 
     steps = num_batches(train_data, batch_size)
+    if ddp and isinstance(train_data, ModalDataset):
+        steps = math.ceil(-(-len(train_data) // world) / batch_size)
     history = History(monitor=monitor)
     minimise = MONITORS[monitor]
     best_value, best_state, since_best = math.inf if minimise else -math.inf, None, 0
@@ -174,7 +246,7 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
     from tqdm.auto import tqdm
 
     bar = tqdm(total=steps * epochs if steps else None, desc=desc or type(model).__name__,
-               disable=not progress, unit="batch", leave=True, mininterval=0.5)
+               disable=not progress or rank != 0, unit="batch", leave=True, mininterval=0.5)
     first = True
     try:
         for epoch in range(1, epochs + 1):
@@ -182,8 +254,14 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
             model.train()
             total = torch.zeros((), device=dev)
             count = 0
+            mine = None
+            if ddp and isinstance(train_data, ModalDataset):  # this epoch's order, then my share
+                order = torch.randperm(len(train_data), generator=generator)
+                mine = distributed.shard(order, rank, world)
+            elif ddp:
+                train_data.sampler.set_epoch(epoch)
             for batch in iterate_batches(train_data, batch_size, shuffle=True,
-                                         generator=generator, dev=dev):
+                                         generator=generator, dev=dev, indices=mine):
                 with autocast(dev, amp, dtype):
                     outputs = forward(batch)
                     if first:
@@ -206,7 +284,13 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
                 bar.update(1)
             if scheduler is not None:
                 scheduler.step()
-            record = {"epoch": epoch, "train_loss": total.item() / max(count, 1),
+            if ddp:
+                total, count = distributed.all_sum(
+                    torch.stack([total.double(), torch.tensor(count, dtype=torch.float64, device=dev)])
+                ).tolist()
+            else:
+                total = total.item()
+            record = {"epoch": epoch, "train_loss": total / max(count, 1),
                       "lr": optimizer.param_groups[0]["lr"]}
             if not math.isfinite(record["train_loss"]):
                 raise FloatingPointError(
@@ -216,6 +300,8 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
             if val_data is not None:
                 scores = evaluate(model, val_data, loss_fn=loss_fn, target=target,
                                   batch_size=max(batch_size, 256), device=dev, amp=amp)
+                if ddp:
+                    scores = _gathered(scores, dev)
                 record["val_loss"] = scores["loss"]
                 if "accuracy" in scores:
                     record["val_accuracy"] = scores["accuracy"]
@@ -239,12 +325,21 @@ def fit(model: nn.Module, train, val=None, *, epochs: int = 10, lr: float = 1e-3
                 if patience is not None and since_best >= patience:
                     history.stopped_early = True
                     break
+    except RuntimeError as err:
+        if ddp and "timed out" in str(err).lower():
+            raise RuntimeError(
+                f"rank {rank}: another rank did not answer within {distributed.timeout_s():.0f} s "
+                f"({distributed.TIMEOUT_ENV}); it hangs or died. Stopping this rank, so that "
+                "torchrun stops the job") from err
+        raise
     finally:
         bar.close()
     if best_state is not None:
         model.load_state_dict(best_state)
     if checkpoint is not None:
-        save_checkpoint(checkpoint, model, optimizer=optimizer, history=history)
+        if rank == 0:
+            save_checkpoint(checkpoint, model, optimizer=optimizer, history=history)
+        distributed.barrier()  # the file exists on return, on every rank
     return history
 
 
