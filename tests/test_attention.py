@@ -270,6 +270,7 @@ def test_causal_decoder_errors():
         dec.run(torch.tensor([[0, 11]]))
 
 
+@pytest.mark.slow
 def test_causal_decoder_learns_to_copy_the_first_half():
     """``a b c .. | a b c ..``: the second half is predictable only by attending back 8 steps.
     Measured: after 300 AdamW steps (~2 s) greedy generation gets 98.1 % of the held-out

@@ -332,8 +332,8 @@ class CaptionOracle(nn.Module):
         t = pairs.tensors
         self.caption_of = {}
         for k in range(len(pairs)):
-            self.caption_of[t["image0"][k].numpy().tobytes()] = t["tokens1" if k in misread else "tokens0"][k]
-            self.caption_of[t["image1"][k].numpy().tobytes()] = t["tokens1"][k]
+            self.caption_of[t["image0"][k].numpy().tobytes()] = t["text1" if k in misread else "text0"][k]
+            self.caption_of[t["image1"][k].numpy().tobytes()] = t["text1"][k]
         self.ordered = ordered
 
     def encode_text(self, tokens):

@@ -181,6 +181,7 @@ def test_missing_file_has_a_hint(tmp_path):
         load_spoken_digits(lone)
 
 
+@pytest.mark.slow
 def test_digits_are_learnable_across_unseen_speakers(data):
     """Logistic regression on raw log-mels, 80 % of speakers for training, 20 % for testing.
 

@@ -16,7 +16,7 @@ from mmcourse.grading.cli import main as mmcourse_main
 from mmcourse.models.output import ModelOutput
 from mmcourse.train import History, evaluate, load_checkpoint
 from mmcourse.train.cli import RECIPES, chapter_key
-from mmcourse.train.objective import classification_loss
+from mmcourse.train.objective import default_loss
 
 
 def build(key: str, limit: int = 32, name: str = "default"):
@@ -33,7 +33,7 @@ def test_every_chapter_recipe_builds_a_trainable_model(key):
     batch = train[:4]
     out = model(batch)
     assert isinstance(out, ModelOutput)
-    loss = classification_loss()(out, batch)
+    loss = default_loss()(out, batch)
     assert torch.isfinite(loss)
 
 
