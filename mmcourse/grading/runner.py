@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,10 +31,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mmcourse.grading import codec, extract, problems, sandbox
+from mmcourse.grading import codec, extract, isolation, problems, sandbox
 
 DEFAULT_TIMEOUT = 120.0
 CASE_TIMEOUT = 5.0
+SUBMISSION_BUDGET = 90.0    # seconds for starting sandboxes, on top of case_timeout per hidden case
 
 
 @dataclass
@@ -97,47 +97,35 @@ def _expected(ex: problems.Exercise, seed: int):
     return cases, expected
 
 
-def _kill_tree(pid: int) -> None:
-    try:
-        import psutil
-
-        procs = psutil.Process(pid).children(recursive=True)
-    except Exception:
-        procs = []
-    for p in procs:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, OSError):
-            pass
-        try:
-            p.kill()
-        except Exception:
-            pass
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
-
-
 def execute(path: Path, timeout: float) -> dict:
-    """Run the notebook in a fresh kernel in a temporary copy of its directory (a report)."""
+    """Run the notebook in a fresh kernel, isolated (``isolation``), in a temporary copy of its
+    directory (a report only)."""
     with tempfile.TemporaryDirectory(prefix="mmcourse-run-") as tmp:
+        uid = isolation.new_uid()
+        isolation.prepare(tmp, uid)
         work = Path(tmp, "work")
         work.mkdir()
         shutil.copy2(path, work / path.name)
+        if uid >= 0:
+            os.chown(work, uid, uid)
+            os.chown(work / path.name, uid, uid)
         summary = Path(tmp, "summary.json")
-        proc = subprocess.Popen([sys.executable, "-m", "mmcourse.grading.execute", str(work / path.name),
-                                 str(work), str(summary), str(timeout)],
-                                cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "SYSTEMROOT") if k in os.environ}
+        env.update({"HOME": tmp, "TMPDIR": tmp, "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg",
+                    "OMP_NUM_THREADS": "1", "JUPYTER_RUNTIME_DIR": f"{tmp}/jupyter-runtime",
+                    "JUPYTER_CONFIG_DIR": f"{tmp}/jupyter-config", "JUPYTER_DATA_DIR": f"{tmp}/jupyter-data",
+                    "IPYTHONDIR": f"{tmp}/ipython", "MPLCONFIGDIR": f"{tmp}/matplotlib",
+                    "MMCOURSE_PROFILE": os.environ.get("MMCOURSE_PROFILE", "default")})
+        argv = [sys.executable, "-m", "mmcourse.grading.execute", str(work / path.name), str(work),
+                str(summary), str(timeout), str(uid)]
+        proc = subprocess.Popen(isolation.command(argv, tmp), cwd=work, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             proc.wait(timeout=timeout + 30)
         except subprocess.TimeoutExpired:
-            _kill_tree(proc.pid)
-            proc.wait()
             return {"status": "timeout", "errors": [], "seconds": timeout}
         finally:
-            _kill_tree(proc.pid)
+            isolation.end(proc, uid)
         try:
             data = json.loads(summary.read_text()[:100_000])
             return data if isinstance(data, dict) else {"status": "failed", "errors": ["bad summary"]}
@@ -195,6 +183,9 @@ def grade_notebook(path, *, exercise: str | None = None, timeout: float = DEFAUL
         extracted = extract.Extracted(source="")
         notes.append(f"the notebook could not be read: {type(err).__name__}: {str(err)[:200]}")
     notes.extend(extracted.notes)
+    statements, dropped = extract.scan_module(extracted)
+    notes.extend(dropped)
+    deadline = time.monotonic() + SUBMISSION_BUDGET + case_timeout * sum(len(c) for c in cases.values())
     # the report-only notebook run goes on in parallel with the sandboxed scoring
     pool = ThreadPoolExecutor(max_workers=1)
     running = pool.submit(execute, path, timeout) if run_notebook else None
@@ -214,7 +205,9 @@ def grade_notebook(path, *, exercise: str | None = None, timeout: float = DEFAUL
             continue
         jobs.extend((part.id, part.function, i, args) for i, args in enumerate(cases[part.id]))
     if jobs:
-        results, sandbox_notes = sandbox.evaluate(extracted.source, jobs, case_timeout=case_timeout)
+        banned = tuple(sorted({name for p in ex.parts for name in p.forbidden}))
+        results, sandbox_notes = sandbox.evaluate(statements, jobs, banned=banned, case_timeout=case_timeout,
+                                                  deadline=deadline)
         notes.extend(sandbox_notes)
         for part in ex.parts:
             if part.id not in reports:
