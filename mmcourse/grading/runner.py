@@ -31,7 +31,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mmcourse.grading import codec, extract, isolation, problems, sandbox
+from mmcourse.grading import codec, degenerate, extract, isolation, problems, sandbox
 
 DEFAULT_TIMEOUT = 120.0
 CASE_TIMEOUT = 5.0
@@ -134,7 +134,8 @@ def execute(path: Path, timeout: float) -> dict:
 
 
 def _score_part(part: problems.Part, expected: list, results: dict) -> PartReport:
-    passed, failures, stubs, timeouts = 0, [], 0, 0
+    """Score one part; degenerate cases pay only next to a general one (``degenerate.py``)."""
+    passed, failures, stubs, timeouts, ok = 0, [], 0, 0, []
     for i, want in enumerate(expected):
         got = results[(part.id, i)]
         if got.error is not None:
@@ -146,12 +147,18 @@ def _score_part(part: problems.Part, expected: list, results: dict) -> PartRepor
                 reason = codec.compare(want, got.value, part.atol, part.rtol)
             except Exception as err:  # a comparison must never crash the grader
                 reason = f"could not compare ({type(err).__name__})"
+        ok.append(reason is None)
         if reason is None:
             passed += 1
         else:
             failures.append(f"hidden case {i + 1}: {reason}")
     n = len(expected)
-    if passed == n:
+    flags = [degenerate.is_degenerate(want, part.atol, part.rtol) for want in expected]
+    credit = degenerate.credited(ok, flags)
+    if passed and not credit:
+        why = (f"{passed}/{n} hidden cases pass, but only ones a constant answer also passes (no "
+               f"credit); first failure: {failures[0]}")
+    elif passed == n:
         why = f"all {n} hidden cases pass"
     elif stubs == n:
         why = "not implemented (raises NotImplementedError)"
@@ -159,7 +166,7 @@ def _score_part(part: problems.Part, expected: list, results: dict) -> PartRepor
         why = f"{passed}/{n} hidden cases pass; timed out ({failures[0]})"
     else:
         why = f"{passed}/{n} hidden cases pass; first failure: {failures[0]}"
-    return PartReport(part.id, part.function, part.points, round(part.points * passed / n, 4), passed, n,
+    return PartReport(part.id, part.function, part.points, round(part.points * credit / n, 4), passed, n,
                       why, failures[:5])
 
 
