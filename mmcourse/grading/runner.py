@@ -66,6 +66,23 @@ class Report:
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        data = json.loads(text)
+        data["parts"] = [PartReport(**p) for p in data["parts"]]
+        return cls(**data)
+
+
+def failed_report(path: Path, exercise: str | None, why: str, seconds: float) -> Report:
+    """A zero report for a submission whose grading did not finish (its worker died)."""
+    try:
+        ex = identify(path, exercise)
+    except KeyError:
+        return Report(str(path), "?", 0.0, 0.0, [], {"status": "skipped"}, [why], round(seconds, 2), -1)
+    parts = [PartReport(p.id, p.function, p.points, 0.0, 0, 0, why) for p in ex.parts]
+    return Report(str(path), ex.name, 0.0, ex.points, parts, {"status": "skipped"}, [why],
+                  round(seconds, 2), -1)
+
 
 def identify(path: Path, exercise: str | None = None) -> problems.Exercise:
     """The exercise a submission answers: given, else its notebook metadata, else its file name."""
@@ -253,12 +270,16 @@ def submissions(paths) -> list[Path]:
 
 
 def write_gradebook(reports: list[Report], path) -> None:
-    """One CSV row per submission: its total, every part's score, the notebook run status."""
+    """One CSV row per submission: its total, every part's score, the notebook run status
+    (written to a temporary file, then renamed into place)."""
     ids = sorted({p.id for r in reports for p in r.parts})
-    with open(path, "w", newline="") as f:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["submission", "exercise", "score", "max_score", *ids, "notebook_run", "seconds"])
         for r in reports:
             by_id = {p.id: p.score for p in r.parts}
             w.writerow([r.submission, r.exercise, r.score, r.max_score, *(by_id.get(i, "") for i in ids),
                         r.execution.get("status", ""), r.seconds])
+    tmp.replace(path)   # whole or not at all, even if the batch is interrupted
