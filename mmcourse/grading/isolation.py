@@ -35,7 +35,6 @@ import signal
 import subprocess
 import sys
 import time
-import warnings
 
 MODES = ("bwrap", "uid", "none")
 
@@ -115,8 +114,9 @@ def mode() -> str:
             raise ValueError(f"MMCOURSE_SANDBOX={forced!r}: expected one of {', '.join(MODES)} or auto")
         if forced == "bwrap" and _bwrap_works():
             raise RuntimeError(f"MMCOURSE_SANDBOX=bwrap, but {_bwrap_works()}")
-        if forced == "uid" and os.geteuid() != 0:
-            raise RuntimeError("MMCOURSE_SANDBOX=uid needs the grader to run as root")
+        if forced == "uid" and (os.geteuid() != 0 or any(_closed_ancestor(p) for p in _needed())):
+            raise RuntimeError("MMCOURSE_SANDBOX=uid needs the grader to run as root, with Python in "
+                               "directories that other users may enter")
         return forced
     if not _bwrap_works():
         return "bwrap"
@@ -130,21 +130,17 @@ def warning() -> str | None:
     m = mode()
     if m == "bwrap":
         return None
-    why = _bwrap_works() or "MMCOURSE_SANDBOX chose it"
-    if m == "none" and os.name == "posix" and os.geteuid() == 0:
-        why += "; Python lives in a directory other users cannot enter, so no own uid either"
+    forced = os.environ.get("MMCOURSE_SANDBOX", "auto").strip().lower() not in ("", "auto")
+    why = "MMCOURSE_SANDBOX chose it" if forced else _bwrap_works()
     if m == "uid":
         return (f"no bubblewrap ({why}): submissions run under an unprivileged uid but share the "
                 "network and can write world-writable directories such as /tmp")
-    return (f"no bubblewrap ({why}) and not root: submissions run as this user, with this user's "
-            "files and network, and can signal the grader; grade untrusted work in a container")
-
-
-def warn_once() -> None:
-    text = warning()
-    if text and not getattr(warn_once, "done", False):
-        warn_once.done = True
-        warnings.warn(f"mmcourse grader: {text}", RuntimeWarning, stacklevel=2)
+    if not forced and os.name == "posix" and os.geteuid() == 0:
+        why += "; and Python lives in a directory other users cannot enter, so no own uid either"
+    who = "root" if os.name == "posix" and os.geteuid() == 0 else "this user"
+    return (f"no bubblewrap ({why}): submissions run as {who}, with {who}'s files and network, and "
+            "can signal the grader (leftover processes are still killed); grade untrusted work in a "
+            "container")
 
 
 def new_uid() -> int:

@@ -207,6 +207,8 @@ def grade_notebook(path, *, exercise: str | None = None, timeout: float = DEFAUL
         extracted = extract.Extracted(source="")
         notes.append(f"the notebook could not be read: {type(err).__name__}: {str(err)[:200]}")
     notes.extend(extracted.notes)
+    if isolation.warning():
+        notes.append(f"isolation: {isolation.warning()}")
     statements, dropped = extract.scan_module(extracted)
     notes.extend(dropped)
     deadline = time.monotonic() + SUBMISSION_BUDGET + case_timeout * sum(len(c) for c in cases.values())
