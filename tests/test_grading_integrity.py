@@ -169,13 +169,16 @@ def test_the_sandbox_can_start_no_process_or_thread():
 
 
 def _killer(marker: str, outside: Path, target: str) -> str:
+    """Kernel code: a double-forked daemon, a write and a delete outside, then it kills its
+    ancestors whose command line mentions ``target`` ("worker": only the one grading it)."""
+    kill = ("psutil.Process().parent().parent()" if target == "worker" else
+            "*[p for p in psutil.Process().parents() if 'mmcourse.grading' in ' '.join(p.cmdline())]")
     return (f"import os, subprocess, time, psutil\n"
             f"subprocess.Popen(['setsid', 'sh', '-c', 'sleep {marker} & sleep {marker} &'])\n"
             f"try:\n    open({str(outside / 'written.txt')!r}, 'w').write('x')\nexcept OSError:\n    pass\n"
             f"try:\n    os.remove({str(outside / 'keep.txt')!r})\nexcept OSError:\n    pass\n"
-            f"for p in psutil.Process().parents():\n"     # only its own ancestors: safe on a shared machine
-            f"    if {target!r} in ' '.join(p.cmdline()):\n"
-            f"        try:\n            p.kill()\n        except psutil.Error:\n            pass\n"
+            f"for p in [{kill}]:\n"     # only its own ancestors: safe on a shared machine
+            f"    try:\n        p.kill()\n    except psutil.Error:\n        pass\n"
             f"time.sleep(1)")
 
 
@@ -208,7 +211,7 @@ def test_a_notebook_that_attacks_the_grader_changes_nothing_outside(tmp_path, bu
     and deletes files outside its copy: the batch goes on, nothing survives, nothing is touched."""
     if bubblewrap == "none":
         pytest.skip("no bubblewrap and not root: the grader's processes are not protected (documented)")
-    proc, reports = _grade_batch(tmp_path, "313.25", "mmcourse.grading", {})
+    proc, reports = _grade_batch(tmp_path, "313.25", "all", {})
     assert (tmp_path / "outside" / "keep.txt").read_text() == "keep"
     assert not (tmp_path / "outside" / "written.txt").exists()
     assert reports["a_killer"]["execution"]["status"] != "skipped"
@@ -217,7 +220,7 @@ def test_a_notebook_that_attacks_the_grader_changes_nothing_outside(tmp_path, bu
 def test_without_bubblewrap_a_dead_worker_costs_only_its_own_grade(tmp_path):
     """The fallback: the notebook kills the worker grading it; the batch reports it at 0 and
     goes on, and the worker's leftovers are swept."""
-    proc, reports = _grade_batch(tmp_path, "313.75", "mmcourse.grading.worker", {"MMCOURSE_SANDBOX": "none"})
+    proc, reports = _grade_batch(tmp_path, "313.75", "worker", {"MMCOURSE_SANDBOX": "none"})
     assert "the grading worker died" in reports["a_killer"]["parts"][0]["reason"]
     assert "warning: no bubblewrap" in proc.stderr
 

@@ -147,6 +147,10 @@ class _FunctionBan(TorchFunctionMode):
 
 
 class _DispatchBan(TorchDispatchMode):
+    @classmethod
+    def _should_skip_dynamo(cls):   # no torch._dynamo wrapper: importing it costs ~2 s per sandbox
+        return False
+
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         _check(func)
         return func(*args, **(kwargs or {}))

@@ -5,8 +5,8 @@
 
 ``grade`` prints a table per submission and writes ``<out>/<name>.json``; with a directory
 among the arguments (or ``--gradebook``) it also writes one CSV row per submission. Each
-submission is graded in a worker process of its own (``worker.py``) with a hard wall-clock
-limit; a worker that dies or overruns gives that submission a zero report saying so, and the
+submission is graded in a worker process of its own (``worker.py``, forked) with a hard
+wall-clock limit; a worker that dies or overruns gives that submission a zero report saying so, and the
 batch goes on. Reports and the gradebook are rewritten after every submission, so an
 interrupted batch leaves everything graded so far.
 """
@@ -17,12 +17,11 @@ import argparse
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from pathlib import Path
 
-from mmcourse.grading import isolation, masters, runner
+from mmcourse.grading import isolation, masters, runner, worker
 
 WORKER_SLACK = 120.0   # seconds a worker may take beyond its notebook run and hidden cases
 
@@ -35,38 +34,34 @@ def _worker_limit(args) -> float:
 
 def grade_in_worker(path: Path, report_path: Path, args) -> runner.Report | None:
     """Grade ``path`` in a worker process; None if it is not an exercise we know."""
-    cmd = [sys.executable, "-m", "mmcourse.grading.worker", str(path), str(report_path),
-           "--timeout", str(args.timeout), "--case-timeout", str(args.case_timeout)]
-    cmd += ["--exercise", args.exercise] if args.exercise else []
-    cmd += ["--seed", str(args.seed)] if args.seed is not None else []
-    cmd += ["--no-run"] if args.no_run else []
     report_path.unlink(missing_ok=True)
-    start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            start_new_session=True)
-    try:
-        _, err = proc.communicate(timeout=_worker_limit(args))
-        why = (f"the grading worker died (signal {-proc.returncode})" if proc.returncode < 0 else
-               f"the grading worker failed with exit code {proc.returncode}")
-    except subprocess.TimeoutExpired:
-        why, err = f"the grading worker overran its {_worker_limit(args):.0f} s limit and was killed", b""
-    finally:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            pass
-        proc.wait()
-    err = (err or b"").decode(errors="replace").strip()
-    if proc.returncode == 3:
-        print(f"{path}: {err}", file=sys.stderr)
+    start, limit = time.monotonic(), _worker_limit(args)
+    pid = worker.fork(path, report_path, exercise=args.exercise, timeout=args.timeout,
+                      case_timeout=args.case_timeout, seed=args.seed, run_notebook=not args.no_run)
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            why = (f"the grading worker died (signal {-code})" if code < 0 else
+                   f"the grading worker failed with exit code {code}")
+            break
+        if time.monotonic() - start > limit:
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            os.waitpid(pid, 0)
+            code, why = None, f"the grading worker overran its {limit:.0f} s limit and was killed"
+            break
+        time.sleep(0.05)
+    if code == 3:
         return None
     try:
         return runner.Report.from_json(report_path.read_text())
     except (OSError, ValueError, TypeError, KeyError):
-        if err:
-            print(f"{path}: {why}:\n{err[-3000:]}", file=sys.stderr)
         return runner.failed_report(path, args.exercise, f"{why}; no report (graded 0)",
-                                    time.perf_counter() - start)
+                                    time.monotonic() - start)
 
 
 def _report_name(path: Path, used: set[str]) -> str:
