@@ -88,6 +88,7 @@ def cmd_grade(args) -> int:
     gradebook = args.gradebook or (out / "gradebook.csv" if any_dir else None)
     reports, used = [], set()
     isolation.become_subreaper()   # what a dead worker leaves is re-parented here, then swept
+    runner.warm_up()
     for path in paths:
         name = _report_name(path, used)
         report = grade_in_worker(path, out / name, args)

@@ -150,6 +150,18 @@ def execute(path: Path, timeout: float) -> dict:
             return {"status": "failed", "errors": [f"the runner exited with code {proc.returncode}"]}
 
 
+def warm_up() -> None:
+    """Import what grading imports lazily (nbformat, IPython's transformer, scikit-learn for
+    the references), so that workers forked afterwards (``worker.fork``) start warm. No torch
+    computation here: OpenMP's thread pool does not survive a fork."""
+    import nbformat  # noqa: F401
+    import psutil  # noqa: F401
+    import sklearn.impute  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+    import sklearn.utils.class_weight  # noqa: F401
+    from IPython.core.inputtransformer2 import TransformerManager  # noqa: F401
+
+
 def _score_part(part: problems.Part, expected: list, results: dict) -> PartReport:
     """Score one part; degenerate cases pay only next to a general one (``degenerate.py``)."""
     passed, failures, stubs, timeouts, ok = 0, [], 0, 0, []
