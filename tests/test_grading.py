@@ -19,6 +19,7 @@ import pytest
 from mmcourse.grading import codec, extract, masters, problems, runner
 from mmcourse.grading.inline import Checker
 
+pytestmark = pytest.mark.usefixtures("bubblewrap")
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = sorted(problems.EXERCISES)
 FAST = {"run_notebook": False, "case_timeout": 2.0}

@@ -3,7 +3,8 @@
 Each crafted submission is graded by the real grader and must get the expected score and
 reason, in bounded time, with the grader alive, the gradebook written, no process left behind
 and no file outside the scratch directories touched. bubblewrap is installed with apt-get when
-missing (as root); without it the fallback mode is tested and what it cannot protect is skipped.
+missing (the ``bubblewrap`` fixture, as root); without it the fallback mode is tested and what
+it cannot protect is skipped.
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import csv
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
@@ -22,6 +22,7 @@ import pytest
 
 from mmcourse.grading import degenerate, extract, isolation, problems, runner, sandbox
 
+pytestmark = pytest.mark.usefixtures("bubblewrap")
 ROOT = Path(__file__).resolve().parents[1]
 STUB = "def {}(*args, **kwargs):\n    raise NotImplementedError"
 FAST = {"run_notebook": False, "case_timeout": 2.0}
@@ -37,19 +38,6 @@ def notebook(path: Path, exercise: str, *cells: str) -> Path:
 
 def reasons(report) -> dict[str, str]:
     return {p.id: p.reason for p in report.parts}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def bubblewrap():
-    """bubblewrap where it can be installed (root and apt-get); the tests adapt otherwise."""
-    if shutil.which("bwrap") is None and shutil.which("apt-get") and os.geteuid() == 0:
-        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-        cmd = ["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", "bubblewrap"]
-        if subprocess.run(cmd, capture_output=True, env=env, timeout=900).returncode != 0:
-            subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env, timeout=600)
-            subprocess.run(cmd, capture_output=True, env=env, timeout=900)
-        isolation._bwrap_works.cache_clear()
-    yield isolation.mode()
 
 
 def leftovers(marker: str) -> list[str]:
@@ -210,7 +198,7 @@ def test_a_notebook_that_attacks_the_grader_changes_nothing_outside(tmp_path, bu
     """It tries to kill every grading process above it, leaves a double-forked daemon, writes
     and deletes files outside its copy: the batch goes on, nothing survives, nothing is touched."""
     if bubblewrap == "none":
-        pytest.skip("no bubblewrap and not root: the grader's processes are not protected (documented)")
+        pytest.skip("no bubblewrap and no own uid: the grader's processes are not protected (documented)")
     proc, reports = _grade_batch(tmp_path, "313.25", "all", {})
     assert (tmp_path / "outside" / "keep.txt").read_text() == "keep"
     assert not (tmp_path / "outside" / "written.txt").exists()
