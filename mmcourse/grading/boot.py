@@ -1,9 +1,9 @@
 """The sandbox's own side: ``python -I boot.py CODEC_PATH UID NPROC_MARGIN ANSWER_FD`` (``sandbox.py``).
 
-This file is executed as a script in the sandbox process; it imports nothing from ``mmcourse``
-(so the references stay out of reach) and talks to the grader over two pipes: requests arrive
-on stdin (length-prefixed pickles, written by the grader -- the direction the grader trusts),
-answers leave on ANSWER_FD (JSON lines, which the grader trusts in nothing).
+This file is executed as a script in the sandbox process (importing it does nothing); it
+imports nothing from ``mmcourse`` (so the references stay out of reach) and talks to the grader
+over two pipes: requests arrive on stdin (length-prefixed pickles, written by the grader -- the
+direction the grader trusts), answers leave on ANSWER_FD (JSON lines, trusted in nothing).
 
 Order, so that no hidden case is in this process while student code can prepare anything:
 
@@ -38,80 +38,77 @@ import sys
 import time
 import types
 
-CODEC_PATH, UID, NPROC_MARGIN, ANSWER_FD = sys.argv[1], *map(int, sys.argv[2:5])
-_read, _write, _dumps = os.read, os.write, json.dumps
+FAMILIES = ("convolution", "conv_depthwise", "slow_conv", "thnn_conv", "mkldnn_conv", "cudnn_conv",
+            "scaled_dot_product", "nll_loss", "cross_entropy")
+BLOCKED = frozenset("""os sys subprocess ctypes _ctypes cffi gc inspect threading _thread multiprocessing
+concurrent socket select selectors signal resource importlib builtins __main__ io _io pathlib shutil
+pickle marshal code codeop pty asyncio tempfile posix _posixsubprocess mmap faulthandler atexit
+sklearn scipy pdb trace tracemalloc sysconfig site runpy zipimport fcntl urllib http psutil
+traceback types dis linecache weakref ftplib smtplib webbrowser""".split())
+BLOCKED_PARTS = frozenset({"multiprocessing", "cpp_extension", "_C", "library", "overrides", "jit",
+                           "_python_dispatch", "_dynamo", "_inductor", "ctypeslib", "distributed",
+                           "hub", "_utils_internal", "testing"})
+NOT_BUILTIN = ("open", "eval", "exec", "compile", "breakpoint", "input", "globals", "locals", "vars",
+               "getattr", "setattr", "delattr", "help", "memoryview", "__loader__", "__spec__")
 
-if UID >= 0:                       # the grader runs as root: become nobody in particular
-    os.setgroups([])
-    os.setgid(UID)
-    os.setuid(UID)
+
+class Forbidden(Exception):
+    pass
 
 
-def _recv():
+class Blocked(ImportError):
+    pass
+
+
+class _Timeout(BaseException):
+    pass
+
+
+class _NoCheck:
+    def __call__(self, *a, **k):
+        return None
+
+    def summary(self, *a, **k):
+        return None
+
+
+def _recv(read=os.read):
     """One length-prefixed pickle from the grader, or None at end of input."""
     head = b""
     while len(head) < 8:
-        chunk = _read(0, 8 - len(head))
+        chunk = read(0, 8 - len(head))
         if not chunk:
             return None
         head += chunk
     size, data = int.from_bytes(head, "big"), bytearray()
     while len(data) < size:
-        chunk = _read(0, min(size - len(data), 1 << 20))
+        chunk = read(0, min(size - len(data), 1 << 20))
         if not chunk:
             return None
         data += chunk
     return pickle.loads(bytes(data))
 
 
-def _send(obj):
-    data = (_dumps(obj) + "\n").encode()
-    view = memoryview(data)
-    while view:
-        view = view[_write(ANSWER_FD, view):]
+def _sender(fd, write=os.write, dumps=json.dumps):
+    def send(obj):
+        view = memoryview((dumps(obj) + "\n").encode())
+        while view:
+            view = view[write(fd, view):]
+    return send
 
 
-setup = _recv()
-for lim, val in ((resource.RLIMIT_AS, setup["memory"]), (resource.RLIMIT_CPU, setup["cpu"]),
-                 (resource.RLIMIT_FSIZE, setup["fsize"]), (resource.RLIMIT_CORE, 0)):
-    try:
-        resource.setrlimit(lim, (val, val))
-    except (ValueError, OSError):
-        pass
-
-import numpy  # noqa: E402,F401  (before the limit on tasks: numpy and torch may start threads)
-import torch  # noqa: E402
-from torch.overrides import TorchFunctionMode  # noqa: E402
-from torch.utils._python_dispatch import TorchDispatchMode  # noqa: E402
-
-torch.set_num_threads(1)
-tasks = len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
-if UID < 0 and os.path.isdir("/proc"):   # same uid as the grader: count what that uid runs
+def _count_tasks(uid):
+    """Tasks (processes and threads) of ``uid`` (this process's own, when it has its own uid)."""
+    if uid >= 0 or not os.path.isdir("/proc"):
+        return len(os.listdir("/proc/self/task")) if os.path.isdir("/proc/self/task") else 1
     tasks = 0
-    for pid in os.listdir("/proc"):
+    for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
-            if pid.isdigit() and os.stat(f"/proc/{pid}").st_uid == os.getuid():
+            if os.stat(f"/proc/{pid}").st_uid == os.getuid():
                 tasks += len(os.listdir(f"/proc/{pid}/task"))
         except OSError:
             pass
-try:
-    resource.setrlimit(resource.RLIMIT_NPROC, (tasks + NPROC_MARGIN, tasks + NPROC_MARGIN))
-except (ValueError, OSError):
-    pass
-
-codec = {"__name__": "codec"}
-with open(CODEC_PATH) as f:
-    exec(compile(f.read(), "codec.py", "exec"), codec)
-_encode = codec["encode"]
-
-
-# ------------------------------------------------------------------------------ the library ban
-class Forbidden(Exception):
-    pass
-
-
-FAMILIES = ("convolution", "conv_depthwise", "slow_conv", "thnn_conv", "mkldnn_conv", "cudnn_conv",
-            "scaled_dot_product", "nll_loss", "cross_entropy")
+    return tasks
 
 
 def _families(banned):
@@ -126,107 +123,50 @@ def _families(banned):
     return tuple(out)
 
 
-BANNED = frozenset(n.lower().lstrip("_") for n in setup["banned"])
-BANNED_PREFIXES = _families(setup["banned"])
+def ban_checker(banned_names):
+    """``check(func)`` raising ``Forbidden`` if ``func``'s name (torch function or ATen op,
+    leading underscores and ``special_``/``nn_``/``linalg_`` dropped) is banned."""
+    banned = frozenset(n.lower().lstrip("_") for n in banned_names)
+    prefixes = _families(banned_names)
+
+    def check(func):
+        name = str(getattr(func, "__name__", "") or getattr(func, "_opname", "")).split(".")[0].lower()
+        name = name.lstrip("_")
+        for prefix in ("special_", "nn_", "linalg_"):
+            if name.startswith(prefix):
+                name = name[len(prefix):]
+        if name in banned or name.startswith(prefixes):
+            raise Forbidden(f"calls {name}, which this exercise does not allow")
+    return check
 
 
-def _check(func):
-    name = str(getattr(func, "__name__", "") or getattr(func, "_opname", "")).split(".")[0].lower()
-    name = name.lstrip("_")
-    for prefix in ("special_", "nn_", "linalg_"):
-        if name.startswith(prefix):
-            name = name[len(prefix):]
-    if name in BANNED or name.startswith(BANNED_PREFIXES):
-        raise Forbidden(f"calls {name}, which this exercise does not allow")
+def safe_builtins():
+    """Built-ins for the submission: no ``open``/``eval``/``getattr``..., a guarded import."""
+    grading = types.ModuleType("mmcourse.grading")
+    grading.checks_for, grading.check = (lambda *a, **k: _NoCheck()), _NoCheck()
+    mmcourse = types.ModuleType("mmcourse")
+    mmcourse.grading = grading
+    real_import = builtins.__import__
 
+    def guarded_import(name, globals=None, locals=None, fromlist=(), level=0):
+        parts = name.split(".")
+        if level:
+            raise Blocked("relative imports are not available to graded code")
+        if parts[0] == "mmcourse":
+            if name in ("mmcourse", "mmcourse.grading"):
+                return mmcourse if not fromlist or name == "mmcourse" else grading
+            raise Blocked(f"{name} is not available to graded functions")
+        if parts[0] in BLOCKED or BLOCKED_PARTS & set(parts) or BLOCKED_PARTS & set(fromlist or ()):
+            raise Blocked(f"{name} is not available to graded functions")
+        return real_import(name, globals, locals, fromlist, level)
 
-class _FunctionBan(TorchFunctionMode):
-    def __torch_function__(self, func, types, args=(), kwargs=None):
-        _check(func)
-        return func(*args, **(kwargs or {}))
-
-
-class _DispatchBan(TorchDispatchMode):
-    @classmethod
-    def _should_skip_dynamo(cls):   # no torch._dynamo wrapper: importing it costs ~2 s per sandbox
-        return False
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        _check(func)
-        return func(*args, **(kwargs or {}))
-
-
-_function_ban, _dispatch_ban = _FunctionBan(), _DispatchBan()
-_function_ban.__enter__()
-_dispatch_ban.__enter__()
-_function_stack = torch.overrides._get_current_function_mode_stack
-_dispatch_stack = torch.utils._python_dispatch._get_current_dispatch_mode_stack
-
-
-def _guard_intact():
-    return _function_ban in _function_stack() and _dispatch_ban in _dispatch_stack()
-
-
-# ------------------------------------------------------------------------------ imports, builtins
-BLOCKED = frozenset("""os sys subprocess ctypes _ctypes cffi gc inspect threading _thread multiprocessing
-concurrent socket select selectors signal resource importlib builtins __main__ io _io pathlib shutil
-pickle marshal code codeop pty asyncio tempfile posix _posixsubprocess mmap faulthandler atexit
-sklearn scipy pdb trace tracemalloc sysconfig site runpy zipimport fcntl urllib http psutil
-traceback types dis linecache weakref ftplib smtplib webbrowser""".split())
-BLOCKED_PARTS = frozenset({"multiprocessing", "cpp_extension", "_C", "library", "overrides", "jit",
-                           "_python_dispatch", "_dynamo", "_inductor", "ctypeslib", "distributed",
-                           "hub", "_utils_internal", "testing"})
-
-
-class _NoCheck:
-    def __call__(self, *a, **k):
-        return None
-
-    def summary(self, *a, **k):
-        return None
-
-
-_grading = types.ModuleType("mmcourse.grading")
-_grading.checks_for, _grading.check = (lambda *a, **k: _NoCheck()), _NoCheck()
-_mmcourse = types.ModuleType("mmcourse")
-_mmcourse.grading = _grading
-_real_import = builtins.__import__
-
-
-class Blocked(ImportError):
-    pass
-
-
-def _import(name, globals=None, locals=None, fromlist=(), level=0):
-    parts = name.split(".")
-    if level:
-        raise Blocked("relative imports are not available to graded code")
-    if parts[0] == "mmcourse":
-        if name in ("mmcourse", "mmcourse.grading"):
-            return _mmcourse if not fromlist or name == "mmcourse" else _grading
-        raise Blocked(f"{name} is not available to graded functions")
-    if parts[0] in BLOCKED or BLOCKED_PARTS & set(parts) or BLOCKED_PARTS & set(fromlist or ()):
-        raise Blocked(f"{name} is not available to graded functions")
-    return _real_import(name, globals, locals, fromlist, level)
-
-
-safe_builtins = dict(vars(builtins))
-for _name in ("open", "eval", "exec", "compile", "breakpoint", "input", "globals", "locals", "vars",
-              "getattr", "setattr", "delattr", "help", "memoryview", "__loader__", "__spec__"):
-    safe_builtins.pop(_name, None)
-safe_builtins["__import__"] = _import
-
-
-# ------------------------------------------------------------------------------ time limits
-class _Timeout(BaseException):
-    pass
+    out = {k: v for k, v in vars(builtins).items() if k not in NOT_BUILTIN}
+    out["__import__"] = guarded_import
+    return out
 
 
 def _alarm(signum, frame):
     raise _Timeout()
-
-
-signal.signal(signal.SIGALRM, _alarm)
 
 
 def limited(seconds, fn, *args):
@@ -242,46 +182,104 @@ def describe(err):
     return text[:300]
 
 
-# ------------------------------------------------------------------------------ definitions
-ns = {"__name__": "submission", "__builtins__": safe_builtins}
-notes = []
-for where, code in setup["statements"]:
-    try:
-        limited(setup["case_timeout"], exec, compile(code, "<submission>", "exec"), ns)
-    except _Timeout:
-        notes.append(f"{where}: timed out while defining")
-    except Blocked as err:
-        if "mmcourse" not in str(err):
-            notes.append(f"{where}: {describe(err)}")
-    except BaseException as err:
-        notes.append(f"{where}: {describe(err)}")
+def main(argv):
+    codec_path, uid, margin, answer_fd = argv[0], *map(int, argv[1:4])
+    send = _sender(answer_fd)
+    if uid >= 0:                       # the grader runs as root: become nobody in particular
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    setup = _recv()
+    for lim, val in ((resource.RLIMIT_AS, setup["memory"]), (resource.RLIMIT_CPU, setup["cpu"]),
+                     (resource.RLIMIT_FSIZE, setup["fsize"]), (resource.RLIMIT_CORE, 0)):
+        try:
+            resource.setrlimit(lim, (val, val))
+        except (ValueError, OSError):
+            pass
 
-# ------------------------------------------------------------------------------ the cases
-CASE_TIMEOUT = setup["case_timeout"]
-setup = None
-_send({"ready": True, "notes": notes[:20]})
-while True:
-    request = _recv()
-    if request is None:
-        break
-    nonce, name, args = request["nonce"], request["function"], request["args"]
-    request = None
-    fn = ns.get(name)
-    answer = {"nonce": nonce}
-    start = time.perf_counter()
+    import numpy  # noqa: F401  (before the limit on tasks: numpy and torch may start threads)
+    import torch
+    from torch.overrides import TorchFunctionMode
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    torch.set_num_threads(1)
+    tasks = _count_tasks(uid) + margin
     try:
-        if not callable(fn):
-            raise LookupError(f"no function named {name}")
-        value = limited(CASE_TIMEOUT, lambda f=fn, a=args: _encode(f(*a)))
-        if not _guard_intact():
-            raise Forbidden("the submission removed the grader's library ban")
-        answer["value"], answer["seconds"] = value, time.perf_counter() - start
-    except _Timeout:
-        answer.update(error=f"timed out after {CASE_TIMEOUT} s", timeout=True)
-    except NotImplementedError as err:
-        answer.update(error=describe(err), stub=True)
-    except BaseException as err:
-        answer["error"] = describe(err)
-    args = fn = None
-    _send(answer)
-os._exit(0)
+        resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
+    except (ValueError, OSError):
+        pass
+    codec = {"__name__": "codec"}
+    with open(codec_path) as f:
+        exec(compile(f.read(), "codec.py", "exec"), codec)
+    encode = codec["encode"]
+
+    check = ban_checker(setup["banned"])
+
+    class FunctionBan(TorchFunctionMode):
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            check(func)
+            return func(*args, **(kwargs or {}))
+
+    class DispatchBan(TorchDispatchMode):
+        @classmethod
+        def _should_skip_dynamo(cls):   # no torch._dynamo wrapper: importing it costs ~2 s
+            return False
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            check(func)
+            return func(*args, **(kwargs or {}))
+
+    function_ban, dispatch_ban = FunctionBan(), DispatchBan()
+    function_ban.__enter__()
+    dispatch_ban.__enter__()
+    function_stack = torch.overrides._get_current_function_mode_stack
+    dispatch_stack = torch.utils._python_dispatch._get_current_dispatch_mode_stack
+
+    def guard_intact():
+        return function_ban in function_stack() and dispatch_ban in dispatch_stack()
+
+    signal.signal(signal.SIGALRM, _alarm)
+    case_timeout = setup["case_timeout"]
+    ns = {"__name__": "submission", "__builtins__": safe_builtins()}
+    notes = []
+    for where, code in setup["statements"]:
+        try:
+            limited(case_timeout, exec, compile(code, "<submission>", "exec"), ns)
+        except _Timeout:
+            notes.append(f"{where}: timed out while defining")
+        except Blocked as err:
+            if "mmcourse" not in str(err):
+                notes.append(f"{where}: {describe(err)}")
+        except BaseException as err:
+            notes.append(f"{where}: {describe(err)}")
+    setup = None
+    send({"ready": True, "notes": notes[:20]})
+    while True:
+        request = _recv()
+        if request is None:
+            break
+        nonce, name, args = request["nonce"], request["function"], request["args"]
+        request = None
+        fn = ns.get(name)
+        answer = {"nonce": nonce}
+        start = time.perf_counter()
+        try:
+            if not callable(fn):
+                raise LookupError(f"no function named {name}")
+            value = limited(case_timeout, lambda f=fn, a=args: encode(f(*a)))
+            if not guard_intact():
+                raise Forbidden("the submission removed the grader's library ban")
+            answer["value"], answer["seconds"] = value, time.perf_counter() - start
+        except _Timeout:
+            answer.update(error=f"timed out after {case_timeout} s", timeout=True)
+        except NotImplementedError as err:
+            answer.update(error=describe(err), stub=True)
+        except BaseException as err:
+            answer["error"] = describe(err)
+        args = fn = None
+        send(answer)
+    os._exit(0)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
