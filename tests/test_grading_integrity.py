@@ -92,6 +92,8 @@ def test_definition_time_code_is_scanned_and_forged_answers_are_tampering(tmp_pa
         f"            numpy.savetxt('/proc/self/fd/%d' % fd, numpy.zeros((0, 1)), header='{forged}',"
         f" comments='')\n        except Exception:\n            pass",
         "import sys\n@(lambda f: sys._getframe(1))\ndef spy():\n    pass",
+        f"class Litter:\n    try:\n        numpy.savetxt({str(tmp_path / 'litter.txt')!r}, [1.0])\n"
+        f"    except Exception:\n        pass",
         STUB.format("joint_probabilities"), STUB.format("joint_cross_entropy"))
     start = time.monotonic()
     report = runner.grade_notebook(path, **FAST)
@@ -102,6 +104,8 @@ def test_definition_time_code_is_scanned_and_forged_answers_are_tampering(tmp_pa
     else:
         assert all("tampering" in r or "not implemented" in r for r in reasons(report).values())
     assert any("spy uses" in n and "sys" in n and "not loaded" in n for n in report.notes), report.notes
+    if isolation.mode() != "none":   # read-only outside the scratch directory
+        assert not (tmp_path / "litter.txt").exists()
 
 
 def test_banned_library_reached_indirectly_earns_nothing(tmp_path):

@@ -2,18 +2,24 @@
 
 ``grade_notebook(path)``:
 
-1. computes, in this process and before any student code exists anywhere, every part's hidden
-   cases (from a secret seed) and the reference answers (``problems.py``), encoded and decoded
-   through ``codec`` like the student's answers will be;
-2. extracts the definitions from the notebook statically (``extract.py``) and scans each part's
-   function for forbidden names;
-3. executes the notebook top to bottom in a fresh kernel in a temporary copy of its directory
-   (``execute.py``, a child process killed at the per-notebook timeout) -- a report only;
-4. calls the student's functions on the hidden cases in sandboxes (``sandbox.py``) and compares
-   the decoded answers here, with the references computed in step 1.
+1. computes, in this process (where student code never runs), every part's hidden cases (from
+   a secret seed) and the reference answers (``problems.py``), encoded and decoded through
+   ``codec`` like the student's answers will be;
+2. extracts the definitions from the notebook statically (``extract.py``), scans every
+   statement that would execute (``extract.scan_module``: those naming what no graded code needs
+   are left out) and each part's function and what it uses for the part's forbidden names;
+3. executes the notebook top to bottom in a fresh kernel in a temporary copy of its directory,
+   isolated (``execute.py`` under ``isolation``, killed at the per-notebook timeout) -- a report
+   only;
+4. calls the student's functions on the hidden cases in a sandbox (``sandbox.py``, ``boot.py``):
+   definitions first, then one case at a time with a nonce per answer, under a run-time ban of
+   the exercise's forbidden library functions, with wall-clock limits per case and per
+   submission; the decoded answers are compared here with the references of step 1.
 
-A part scores ``points × (hidden cases passed) / (hidden cases)``. Nothing the student's code
-does can reach steps 1 and 4: it runs in other processes and what comes back is plain data.
+A part scores ``points × (hidden cases passed) / (hidden cases)``, except that cases on which a
+constant answer is right count only next to a general case that passes (``degenerate.py``).
+Nothing the student's code does can reach steps 1 and 4's comparison: it runs in other
+processes, sees one case at a time, and what comes back is plain data.
 """
 
 from __future__ import annotations
