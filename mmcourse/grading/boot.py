@@ -204,7 +204,7 @@ def main(argv):
 
     torch.set_num_threads(1)
     tasks = _count_tasks(uid) + margin
-    try:
+    try:   # (without /proc, as on macOS, this counts this process only: the sandbox cannot fork)
         resource.setrlimit(resource.RLIMIT_NPROC, (tasks, tasks))
     except (ValueError, OSError):
         pass

@@ -46,10 +46,11 @@ def _limit(uid: int) -> None:
                     tasks += len(os.listdir(f"/proc/{pid}/task"))
             except OSError:
                 pass
-    try:   # root (uid 0) is exempt from this limit: the reason for an own uid
-        resource.setrlimit(resource.RLIMIT_NPROC, (tasks + MAX_TASKS, tasks + MAX_TASKS))
-    except (ValueError, OSError):
-        pass
+    if uid >= 0 or tasks:   # without /proc (macOS) the user's count is unknown: no limit
+        try:   # root (uid 0) is exempt from this limit: the reason for an own uid
+            resource.setrlimit(resource.RLIMIT_NPROC, (tasks + MAX_TASKS, tasks + MAX_TASKS))
+        except (ValueError, OSError):
+            pass
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
 
 
