@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -185,6 +186,7 @@ def _grade_batch(tmp_path: Path, marker: str, target: str, env: dict) -> tuple:
              "def conv_output_size(size, kernel, stride=1, padding=0):\n"
              "    return (size + 2 * padding - kernel) // stride + 1")
     out = tmp_path / "reports"
+    workdirs = set(Path(tempfile.gettempdir()).glob("mmcourse-worker-*"))
     start = time.monotonic()
     proc = subprocess.run([sys.executable, "-m", "mmcourse.grading", "grade", str(subs), "--out", str(out),
                            "--timeout", "20", "--case-timeout", "2"], capture_output=True, text=True,
@@ -195,6 +197,7 @@ def _grade_batch(tmp_path: Path, marker: str, target: str, env: dict) -> tuple:
             for r in csv.DictReader((out / "gradebook.csv").open())}
     assert rows == {"a_killer.ipynb": 0.0, "b_half.ipynb": 1.0}, rows
     assert not leftovers(f"sleep {marker}"), leftovers(f"sleep {marker}")
+    assert set(Path(tempfile.gettempdir()).glob("mmcourse-worker-*")) <= workdirs   # files gone too
     return proc, {p.stem: json.loads(p.read_text()) for p in out.glob("*.json")}
 
 

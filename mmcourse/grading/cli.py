@@ -16,8 +16,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,8 +38,19 @@ def grade_in_worker(path: Path, report_path: Path, args) -> runner.Report | None
     """Grade ``path`` in a worker process; None if it is not an exercise we know."""
     report_path.unlink(missing_ok=True)
     start, limit = time.monotonic(), _worker_limit(args)
-    pid = worker.fork(path, report_path, exercise=args.exercise, timeout=args.timeout,
-                      case_timeout=args.case_timeout, seed=args.seed, run_notebook=not args.no_run)
+    tmpdir = tempfile.mkdtemp(prefix="mmcourse-worker-")
+    os.chmod(tmpdir, 0o711)   # an own uid may pass through to its scratch directory inside
+    try:
+        return _wait(path, report_path, args, start, limit,
+                     worker.fork(path, report_path, tmpdir, exercise=args.exercise, timeout=args.timeout,
+                                 case_timeout=args.case_timeout, seed=args.seed,
+                                 run_notebook=not args.no_run))
+    finally:
+        isolation.sweep()   # what a dead worker left runs no more, then its files go
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _wait(path: Path, report_path: Path, args, start: float, limit: float, pid: int) -> runner.Report | None:
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
@@ -92,7 +105,6 @@ def cmd_grade(args) -> int:
     for path in paths:
         name = _report_name(path, used)
         report = grade_in_worker(path, out / name, args)
-        isolation.sweep()
         if report is None:
             continue
         (out / name).write_text(report.to_json())

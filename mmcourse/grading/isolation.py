@@ -83,8 +83,12 @@ def _reopen_args() -> list[str]:
 def _bwrap_args(scratch: str) -> list[str]:
     args = [shutil.which("bwrap") or "bwrap", "--unshare-pid", "--unshare-net", "--unshare-ipc",
             "--unshare-uts", "--die-with-parent", "--new-session", "--ro-bind", "/", "/",
-            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", *_reopen_args(),
-            "--bind", scratch, scratch, "--chdir", scratch]
+            "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp", *_reopen_args()]
+    parts = scratch.strip("/").split("/")
+    for i in range(2, len(parts)):   # a scratch nested in /tmp (a worker's own directory)
+        if parts[0] == "tmp":
+            args += ["--perms", "0755", "--dir", "/" + "/".join(parts[:i])]
+    args += ["--bind", scratch, scratch, "--chdir", scratch]
     if os.geteuid() != 0:
         args.insert(1, "--unshare-user")
     return args + ["--"]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import sys
+import tempfile
 import traceback
 from pathlib import Path
 
@@ -38,8 +39,9 @@ def grade_one(path: Path, report_path: Path, **options) -> int:
     return 0
 
 
-def fork(path: Path, report_path: Path, **options) -> int:
-    """Start a worker for ``path``; returns its pid (also its process group)."""
+def fork(path: Path, report_path: Path, tmpdir: str, **options) -> int:
+    """Start a worker for ``path`` whose temporary files all go under ``tmpdir`` (the caller
+    removes it, even if the worker dies); returns its pid (also its process group)."""
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()
@@ -47,6 +49,7 @@ def fork(path: Path, report_path: Path, **options) -> int:
         code = 4
         try:
             os.setsid()
+            tempfile.tempdir = tmpdir
             code = grade_one(path, report_path, **options)
         finally:
             os._exit(code)
