@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
 
 import pytest
 
@@ -48,3 +50,19 @@ def mnist_splits():
 
     splits = clean_av_digits(seed=0)
     return tuple(s.select(["image", "label"]) for s in splits)
+
+
+@pytest.fixture(scope="session")
+def bubblewrap() -> str:
+    """The grader's isolation mode, after installing bubblewrap with apt-get where it is missing
+    and can be (root, Debian/Ubuntu); the grading tests then run in the best mode available."""
+    from mmcourse.grading import isolation
+
+    if shutil.which("bwrap") is None and shutil.which("apt-get") and os.geteuid() == 0:
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        cmd = ["apt-get", "install", "-y", "-q", "-o", "DPkg::Lock::Timeout=300", "bubblewrap"]
+        if subprocess.run(cmd, capture_output=True, env=env, timeout=900).returncode != 0:
+            subprocess.run(["apt-get", "update", "-q"], capture_output=True, env=env, timeout=600)
+            subprocess.run(cmd, capture_output=True, env=env, timeout=900)
+        isolation._bwrap_works.cache_clear()
+    return isolation.mode()

@@ -19,6 +19,7 @@ import pytest
 from mmcourse.grading import codec, extract, masters, problems, runner
 from mmcourse.grading.inline import Checker
 
+pytestmark = pytest.mark.usefixtures("bubblewrap")
 ROOT = Path(__file__).resolve().parents[1]
 NAMES = sorted(problems.EXERCISES)
 FAST = {"run_notebook": False, "case_timeout": 2.0}
@@ -170,16 +171,18 @@ def test_loops_exits_and_crashes_score_zero_with_reasons(tmp_path):
     path = notebook(
         tmp_path / "crash.ipynb", "09_data_quality",
         "import time\nimport torch",
-        "class K:\n    import os\n    boom = os._exit",    # os._exit smuggled past the name scan
+        "class K:\n    import os\n    boom = os._exit",    # os._exit in a class body: not loaded
         "def mean_impute(features, present):\n    while True:\n        pass",
         "def balanced_class_weights(labels, num_classes):\n    raise SystemExit(0)",
-        "def weighted_cross_entropy(scores, labels, weights):\n    K.boom(1)")
+        "def weighted_cross_entropy(scores, labels, weights):\n    import numpy\n"   # a segfault
+        "    return numpy.lib.stride_tricks.as_strided(numpy.zeros(1), (4,), (2**40,)).sum()")
     report = runner.grade_notebook(path, **FAST)
     why = reasons(report)
     assert report.score == 0, runner.table(report)
     assert "timed out" in why["q1"]
     assert "SystemExit" in why["q2"]
-    assert "exited with code 1" in why["q3"]
+    assert "died (signal 11)" in why["q3"]
+    assert any("K uses os" in n and "not loaded" in n for n in report.notes), report.notes
 
 
 def test_swallowed_timeouts_errors_and_huge_prints_score_zero(tmp_path):
@@ -194,7 +197,7 @@ def test_swallowed_timeouts_errors_and_huge_prints_score_zero(tmp_path):
     report = runner.grade_notebook(path, **FAST)
     why = reasons(report)
     assert report.score == 0, runner.table(report)
-    assert "no progress" in why["q1"]
+    assert "no answer within" in why["q1"]
     assert "ValueError: nope" in why["q2"]
     assert "differ" in why["q3"]
 

@@ -12,9 +12,11 @@ Instructors::
     python -m mmcourse.grading generate [--check]                   # masters → exercises/, solutions/
 
 Modules: ``problems`` (the exercises, parts, points, case generators, references), ``references``,
-``inline`` (``check``), ``extract`` (static extraction of definitions), ``sandbox`` (evaluation
-in a limited child process), ``execute`` (nbclient run in a fresh kernel), ``codec`` (safe wire
-format + comparison), ``runner`` (one report per submission, the gradebook), ``masters``
+``inline`` (``check``), ``extract`` (static extraction and scanning of definitions), ``sandbox``
+(the grader's side of the evaluation process) and ``boot`` (its side), ``isolation`` (bubblewrap,
+own uid, process limits, sweeping), ``execute`` (nbclient run in a fresh kernel), ``codec`` (safe
+wire format + comparison), ``degenerate`` (cases a constant passes), ``runner`` (one report per
+submission, the gradebook), ``worker`` (one submission in its own process), ``masters``
 (single-source generation), ``cli``.
 
 Threat model
@@ -22,39 +24,44 @@ Threat model
 The submission is a notebook written by a student who may try to raise their score or break
 the grading run. The grader guarantees, for a submission that contains anything at all:
 
-* **It always produces a score and a reason.** Syntax errors skip that cell; exceptions,
-  ``sys.exit()`` and ``os._exit()`` fail the case in flight (the sandbox is restarted for the
-  other parts); infinite loops and ``time.sleep(1e9)`` hit a per-case ``SIGALRM`` timeout, or,
-  if the code swallows it, the parent kills the process group after ``case_timeout`` + 3 s of
-  no progress; the notebook run has its own timeout and its kernel is killed with it; huge
-  outputs are capped (kernel outputs at 200 kB, sandbox stdout goes to ``/dev/null``, results
-  at 64 MB, memory at 6 GB of address space, CPU time bounded).
-* **Student code never runs in the grading process.** The grader reads the notebook as data
-  and extracts only definitions (imports, ``def``, ``class``, literal constants) with ``ast``.
-  Top-level statements -- monkeypatching ``torch``, ``numpy``, ``mmcourse`` or ``check``,
-  deleting files -- are not executed by the grader at all (only in the report-only notebook
-  run, in a temporary copy of the directory). Hidden cases and reference answers are computed
-  before any student code runs, in the grading process, and answers come back as JSON data
-  decoded without ``pickle`` (``codec``) and compared here; so patching ``torch.allclose`` or
-  the references inside the sandbox changes nothing that is compared.
-* **Hidden cases are not visible from the student's kernel**: they are drawn from a secret
-  random seed (``secrets``) at grading time, with other shapes and values than the public
-  cases, so hard-coding the public answers earns nothing. The seed is in the report, so a
-  grade can be reproduced (``--seed``).
-* **A submission cannot score more than an honest stub by cheating the grader**: an unchanged
-  stub scores 0; each part is scored only by comparing its function's own answers.
-* **Calling the library is not implementing.** Each part lists forbidden names (e.g.
-  ``F.conv2d`` for the convolution); a part whose function -- or a helper it calls -- names
-  one, or names ``eval``/``exec``/``getattr``/``open``/``os``/``sys``/``importlib``..., scores
-  0 with that reason. In the sandbox, ``mmcourse`` (the references) and scikit-learn cannot
-  be imported. The source that was graded is in the JSON report for the instructor to read.
+* **It always produces a score and a reason**, and a batch always ends with a gradebook. Syntax
+  errors skip that cell; exceptions, ``SystemExit`` and crashes fail the case in flight (a fresh
+  sandbox takes the other parts); every case has a hard wall-clock limit (``SIGALRM`` in the
+  sandbox, and the grader kills the process at ``case_timeout`` + 2 s whatever it does with
+  signals or output), so does every submission and the notebook run; the CLI grades each
+  submission in a worker process of its own, so a worker that dies costs only that report.
+  Outputs are capped (kernel outputs at 200 kB, sandbox stdout to ``/dev/null``, answers at
+  64 MB, memory at 6 GB of address space, CPU time bounded).
+* **Student code never runs in the grading process**, and the hidden cases are out of its
+  reach: the grader reads the notebook as data, keeps only definitions (``extract``), scans
+  *every* statement that would execute -- function and class bodies, decorators, default
+  values, imports -- and leaves out any that names what no graded code needs (``os``, ``sys``,
+  ``eval``, ``getattr``, frames, ``gc``, threads, torch internals...). The sandbox loads the
+  definitions before any hidden case exists in it, then receives one case at a time with a
+  fresh random nonce; its answer must be one JSON line with that nonce, decoded without
+  ``pickle`` and compared in the grader with references computed there. Answers written ahead
+  of time, or anything else written to the channel, are tampering and fail the case.
+* **Hidden cases** are drawn from a secret seed (``secrets``) with other shapes and values than
+  the public ones, so hard-coding public answers earns nothing; the seed is in the report
+  (``--seed`` reproduces a grade). Cases on which a constant answer is right pay only next to a
+  general case that passes (``degenerate``), so a constant scores 0.
+* **Calling the library is not implementing.** A part whose function -- or a function or class
+  it uses -- names one of its forbidden names (e.g. ``F.conv2d``) scores 0 with that reason, and
+  at run time every torch function and ATen operator whose name the exercise forbids raises,
+  however it was reached (an alias, ``torch.ops.aten``, a module that calls it). Imports of
+  ``mmcourse`` (the references), scikit-learn, SciPy and system modules are refused in the
+  sandbox, and its built-ins lack ``open``, ``eval``, ``getattr``...
+* **Isolation from the operating system** (``isolation``): with bubblewrap, the sandbox and the
+  notebook run have their own PID namespace (no process outlives grading; the grader is out of
+  sight), no network, and a read-only file system but for a scratch directory; as root they
+  also run under an unprivileged uid of their own with a process limit (the sandbox cannot
+  fork or start a thread). Without bubblewrap a warning says what is lost.
 
-Out of scope: this is not an operating-system sandbox. The student's code runs as the
-instructor's user (without the grader's memory, but with the file system), so a deliberately
-malicious submission could damage files outside the temporary directories by absolute path,
-or use the network. Grade untrusted submissions in a throw-away account or container. Static
-checks for forbidden calls can be defeated by obfuscation that Python allows; the report's
-``extracted_source`` is there for a human to review.
+Not protected: without bubblewrap and as an ordinary user, submissions run with that user's
+files, network and signals (the grader warns). Python code cannot be confined in-process: code
+obfuscated past the name scan could still change its *own* answers in ways Python allows -- it
+cannot see other cases, the references or the comparison, and the run-time ban still applies
+-- and the report's ``extracted_source`` is there for a human to review.
 """
 
 from __future__ import annotations

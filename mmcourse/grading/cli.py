@@ -4,18 +4,77 @@
     mmcourse generate [--check]
 
 ``grade`` prints a table per submission and writes ``<out>/<name>.json``; with a directory
-among the arguments (or ``--gradebook``) it also writes one CSV row per submission.
+among the arguments (or ``--gradebook``) it also writes one CSV row per submission. Each
+submission is graded in a worker process of its own (``worker.py``, forked) with a hard
+wall-clock limit; a worker that dies or overruns gives that submission a zero report saying so, and the
+batch goes on. Reports and the gradebook are rewritten after every submission, so an
+interrupted batch leaves everything graded so far.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
+import signal
 import sys
-import traceback
+import tempfile
+import time
 from pathlib import Path
 
-from mmcourse.grading import masters, runner
+from mmcourse.grading import isolation, masters, runner, worker
+
+WORKER_SLACK = 120.0   # seconds a worker may take beyond its notebook run and hidden cases
+
+
+def _worker_limit(args) -> float:
+    cases = 40   # more than any exercise has
+    run = 0 if args.no_run else args.timeout + 30
+    return run + runner.SUBMISSION_BUDGET + args.case_timeout * cases + WORKER_SLACK
+
+
+def grade_in_worker(path: Path, report_path: Path, args) -> runner.Report | None:
+    """Grade ``path`` in a worker process; None if it is not an exercise we know."""
+    report_path.unlink(missing_ok=True)
+    start, limit = time.monotonic(), _worker_limit(args)
+    tmpdir = tempfile.mkdtemp(prefix="mmcourse-worker-")
+    os.chmod(tmpdir, 0o711)   # an own uid may pass through to its scratch directory inside
+    try:
+        return _wait(path, report_path, args, start, limit,
+                     worker.fork(path, report_path, tmpdir, exercise=args.exercise, timeout=args.timeout,
+                                 case_timeout=args.case_timeout, seed=args.seed,
+                                 run_notebook=not args.no_run))
+    finally:
+        isolation.sweep()   # what a dead worker left runs no more, then its files go
+        shutil.rmtree(tmpdir, ignore_errors=True)
+
+
+def _wait(path: Path, report_path: Path, args, start: float, limit: float, pid: int) -> runner.Report | None:
+    while True:
+        done, status = os.waitpid(pid, os.WNOHANG)
+        if done:
+            code = os.waitstatus_to_exitcode(status)
+            why = (f"the grading worker died (signal {-code})" if code < 0 else
+                   f"the grading worker failed with exit code {code}")
+            break
+        if time.monotonic() - start > limit:
+            for kill in (os.killpg, os.kill):
+                try:
+                    kill(pid, signal.SIGKILL)
+                except (ProcessLookupError, PermissionError):
+                    pass
+            os.waitpid(pid, 0)
+            code, why = None, f"the grading worker overran its {limit:.0f} s limit and was killed"
+            break
+        time.sleep(0.05)
+    if code == 3:
+        return None
+    try:
+        return runner.Report.from_json(report_path.read_text())
+    except (OSError, ValueError, TypeError, KeyError):
+        return runner.failed_report(path, args.exercise, f"{why}; no report (graded 0)",
+                                    time.monotonic() - start)
 
 
 def _report_name(path: Path, used: set[str]) -> str:
@@ -35,24 +94,24 @@ def cmd_grade(args) -> int:
         return 2
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    reports, used = [], set()
-    for path in paths:
-        try:
-            report = runner.grade_notebook(path, exercise=args.exercise, timeout=args.timeout,
-                                           case_timeout=args.case_timeout, seed=args.seed,
-                                           run_notebook=not args.no_run)
-        except KeyError as err:   # not an exercise we know: reported, never a crash
-            print(f"{path}: {err.args[0]}", file=sys.stderr)
-            continue
-        except Exception:         # a bug of the grader's own: say so, grade the others
-            print(f"{path}: the grader failed (please report this):\n{traceback.format_exc()}",
-                  file=sys.stderr)
-            continue
-        reports.append(report)
-        print(runner.table(report), flush=True)
-        (out / _report_name(path, used)).write_text(report.to_json())
+    warning = isolation.warning()
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
     any_dir = any(Path(p).is_dir() for p in args.paths)
     gradebook = args.gradebook or (out / "gradebook.csv" if any_dir else None)
+    reports, used = [], set()
+    isolation.become_subreaper()   # what a dead worker leaves is re-parented here, then swept
+    runner.warm_up()
+    for path in paths:
+        name = _report_name(path, used)
+        report = grade_in_worker(path, out / name, args)
+        if report is None:
+            continue
+        (out / name).write_text(report.to_json())
+        reports.append(report)
+        print(runner.table(report), flush=True)
+        if gradebook:
+            runner.write_gradebook(reports, gradebook)
     if gradebook:
         runner.write_gradebook(reports, gradebook)
         print(f"gradebook: {gradebook}")

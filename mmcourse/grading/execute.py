@@ -1,6 +1,11 @@
 """Execute a submission top to bottom in a fresh kernel (nbclient), in a child process.
 
-    python -m mmcourse.grading.execute NOTEBOOK WORKDIR SUMMARY.json TIMEOUT
+    python -m mmcourse.grading.execute NOTEBOOK WORKDIR SUMMARY.json TIMEOUT [UID]
+
+With a UID (>= 0; the grader runs as root) the process first becomes that unprivileged uid, and
+in any case it limits the tasks its uid may run (``RLIMIT_NPROC``, kernel included) before the
+kernel starts; ``runner.execute`` starts it inside ``isolation.command`` (bubblewrap where it
+works: no network, read-only file system but for the temporary copy, own PID namespace).
 
 The kernel starts in ``WORKDIR`` (a temporary copy made by the runner), so code that deletes
 or edits files there touches nothing of the instructor's. Outputs are capped at
@@ -22,7 +27,35 @@ import time
 MAX_OUTPUT_CHARS = 200_000
 
 
+MAX_TASKS = 256
+
+
+def _limit(uid: int) -> None:
+    import os
+    import resource
+
+    if uid >= 0:
+        os.setgroups([])
+        os.setgid(uid)
+        os.setuid(uid)
+    tasks = 0
+    if uid < 0 and os.path.isdir("/proc"):   # the grader's own uid: a margin over what it runs
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                if os.stat(f"/proc/{pid}").st_uid == os.getuid():
+                    tasks += len(os.listdir(f"/proc/{pid}/task"))
+            except OSError:
+                pass
+    if uid >= 0 or tasks:   # without /proc (macOS) the user's count is unknown: no limit
+        try:   # root (uid 0) is exempt from this limit: the reason for an own uid
+            resource.setrlimit(resource.RLIMIT_NPROC, (tasks + MAX_TASKS, tasks + MAX_TASKS))
+        except (ValueError, OSError):
+            pass
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+
+
 def main(argv: list[str]) -> int:
+    _limit(int(argv[4]) if len(argv) > 4 else -1)
     import nbformat
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError

@@ -276,6 +276,9 @@ def _retrieve_cases(g: torch.Generator, public: bool) -> Cases:
     cases = [(randn(g, 8), randn(g, 20, 8), 0.2), (randn(g, 8), randn(g, 20, 8) * 7, -0.1),
              (randn(g, 4), randn(g, 10, 4), 0.999),                          # probably empty
              (randn(g, 16), randn(g, 30, 16), -1.0)]                         # everything
+    q, db = randn(g, 4), randn(g, 10, 4)
+    db[randint(g, 1, 9)] = 2.5 * q + 1e-3 * randn(g, 4)                      # θ near 1, one match
+    cases.append((q, db, 0.999))
     q = randn(g, 6)
     near = q[None] + 0.1 * randn(g, 5, 6)
     cases.append((q * 3, torch.cat([near, randn(g, 7, 6)]), 0.9))
@@ -294,17 +297,18 @@ def _recall_cases(g: torch.Generator, public: bool) -> Cases:
 
     if public:
         return [case(3, 4, 1), case(4, 6, 2)]
-    return [case(5, 8, 1), case(10, 12, 3, 0.1), case(6, 6, 6), case(20, 30, 5, 0.05),
-            case(1, 5, 2, 0.0)]
+    # not k = |D| nor a single query: there a constant (recall 1.0) would be right
+    return [case(5, 8, 1), case(10, 12, 3, 0.1), case(6, 9, 4), case(20, 30, 5, 0.05),
+            case(4, 5, 2, 0.0)]
 
 
 def _nce_cases(g: torch.Generator, public: bool) -> Cases:
     if public:
         return [(unit(randn(g, 3, 4)), unit(randn(g, 3, 4)), 1.0)]
     cases = [(unit(randn(g, b, d)), unit(randn(g, b, d)), s) for b, d, s in
-             [(1, 3, 10.0), (4, 8, 14.3), (8, 16, 1.0), (6, 5, 100.0)]]
+             [(2, 3, 10.0), (4, 8, 14.3), (8, 16, 1.0), (6, 5, 100.0)]]     # not a batch of 1: loss 0
     x = unit(randn(g, 5, 6))
-    cases.append((x, unit(x + 0.05 * randn(g, 5, 6)), 20.0))                  # nearly matched
+    cases.append((x, unit(x + 0.05 * randn(g, 5, 6)), 5.0))                   # nearly matched
     return cases
 
 

@@ -2,18 +2,24 @@
 
 ``grade_notebook(path)``:
 
-1. computes, in this process and before any student code exists anywhere, every part's hidden
-   cases (from a secret seed) and the reference answers (``problems.py``), encoded and decoded
-   through ``codec`` like the student's answers will be;
-2. extracts the definitions from the notebook statically (``extract.py``) and scans each part's
-   function for forbidden names;
-3. executes the notebook top to bottom in a fresh kernel in a temporary copy of its directory
-   (``execute.py``, a child process killed at the per-notebook timeout) -- a report only;
-4. calls the student's functions on the hidden cases in sandboxes (``sandbox.py``) and compares
-   the decoded answers here, with the references computed in step 1.
+1. computes, in this process (where student code never runs), every part's hidden cases (from
+   a secret seed) and the reference answers (``problems.py``), encoded and decoded through
+   ``codec`` like the student's answers will be;
+2. extracts the definitions from the notebook statically (``extract.py``), scans every
+   statement that would execute (``extract.scan_module``: those naming what no graded code needs
+   are left out) and each part's function and what it uses for the part's forbidden names;
+3. executes the notebook top to bottom in a fresh kernel in a temporary copy of its directory,
+   isolated (``execute.py`` under ``isolation``, killed at the per-notebook timeout) -- a report
+   only;
+4. calls the student's functions on the hidden cases in a sandbox (``sandbox.py``, ``boot.py``):
+   definitions first, then one case at a time with a nonce per answer, under a run-time ban of
+   the exercise's forbidden library functions, with wall-clock limits per case and per
+   submission; the decoded answers are compared here with the references of step 1.
 
-A part scores ``points × (hidden cases passed) / (hidden cases)``. Nothing the student's code
-does can reach steps 1 and 4: it runs in other processes and what comes back is plain data.
+A part scores ``points × (hidden cases passed) / (hidden cases)``, except that cases on which a
+constant answer is right count only next to a general case that passes (``degenerate.py``).
+Nothing the student's code does can reach steps 1 and 4's comparison: it runs in other
+processes, sees one case at a time, and what comes back is plain data.
 """
 
 from __future__ import annotations
@@ -23,7 +29,6 @@ import json
 import os
 import secrets
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -32,10 +37,11 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-from mmcourse.grading import codec, extract, problems, sandbox
+from mmcourse.grading import codec, degenerate, extract, isolation, problems, sandbox
 
 DEFAULT_TIMEOUT = 120.0
 CASE_TIMEOUT = 5.0
+SUBMISSION_BUDGET = 90.0    # seconds for starting sandboxes, on top of case_timeout per hidden case
 
 
 @dataclass
@@ -65,6 +71,23 @@ class Report:
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> Report:
+        data = json.loads(text)
+        data["parts"] = [PartReport(**p) for p in data["parts"]]
+        return cls(**data)
+
+
+def failed_report(path: Path, exercise: str | None, why: str, seconds: float) -> Report:
+    """A zero report for a submission whose grading did not finish (its worker died)."""
+    try:
+        ex = identify(path, exercise)
+    except KeyError:
+        return Report(str(path), "?", 0.0, 0.0, [], {"status": "skipped"}, [why], round(seconds, 2), -1)
+    parts = [PartReport(p.id, p.function, p.points, 0.0, 0, 0, why) for p in ex.parts]
+    return Report(str(path), ex.name, 0.0, ex.points, parts, {"status": "skipped"}, [why],
+                  round(seconds, 2), -1)
 
 
 def identify(path: Path, exercise: str | None = None) -> problems.Exercise:
@@ -97,47 +120,35 @@ def _expected(ex: problems.Exercise, seed: int):
     return cases, expected
 
 
-def _kill_tree(pid: int) -> None:
-    try:
-        import psutil
-
-        procs = psutil.Process(pid).children(recursive=True)
-    except Exception:
-        procs = []
-    for p in procs:
-        try:
-            os.killpg(p.pid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError, OSError):
-            pass
-        try:
-            p.kill()
-        except Exception:
-            pass
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError, OSError):
-        pass
-
-
 def execute(path: Path, timeout: float) -> dict:
-    """Run the notebook in a fresh kernel in a temporary copy of its directory (a report)."""
+    """Run the notebook in a fresh kernel, isolated (``isolation``), in a temporary copy of its
+    directory (a report only)."""
     with tempfile.TemporaryDirectory(prefix="mmcourse-run-") as tmp:
+        uid = isolation.new_uid()
+        isolation.prepare(tmp, uid)
         work = Path(tmp, "work")
         work.mkdir()
         shutil.copy2(path, work / path.name)
+        if uid >= 0:
+            os.chown(work, uid, uid)
+            os.chown(work / path.name, uid, uid)
         summary = Path(tmp, "summary.json")
-        proc = subprocess.Popen([sys.executable, "-m", "mmcourse.grading.execute", str(work / path.name),
-                                 str(work), str(summary), str(timeout)],
-                                cwd=work, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                stderr=subprocess.DEVNULL, start_new_session=True)
+        env = {k: os.environ[k] for k in ("PATH", "LANG", "LC_ALL", "SYSTEMROOT") if k in os.environ}
+        env.update({"HOME": tmp, "TMPDIR": tmp, "PYTHONHASHSEED": "0", "MPLBACKEND": "Agg",
+                    "OMP_NUM_THREADS": "1", "JUPYTER_RUNTIME_DIR": f"{tmp}/jupyter-runtime",
+                    "JUPYTER_CONFIG_DIR": f"{tmp}/jupyter-config", "JUPYTER_DATA_DIR": f"{tmp}/jupyter-data",
+                    "IPYTHONDIR": f"{tmp}/ipython", "MPLCONFIGDIR": f"{tmp}/matplotlib",
+                    "MMCOURSE_PROFILE": os.environ.get("MMCOURSE_PROFILE", "default")})
+        argv = [sys.executable, "-m", "mmcourse.grading.execute", str(work / path.name), str(work),
+                str(summary), str(timeout), str(uid)]
+        proc = subprocess.Popen(isolation.command(argv, tmp), cwd=work, env=env, stdin=subprocess.DEVNULL,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         try:
             proc.wait(timeout=timeout + 30)
         except subprocess.TimeoutExpired:
-            _kill_tree(proc.pid)
-            proc.wait()
             return {"status": "timeout", "errors": [], "seconds": timeout}
         finally:
-            _kill_tree(proc.pid)
+            isolation.end(proc, uid)
         try:
             data = json.loads(summary.read_text()[:100_000])
             return data if isinstance(data, dict) else {"status": "failed", "errors": ["bad summary"]}
@@ -145,8 +156,21 @@ def execute(path: Path, timeout: float) -> dict:
             return {"status": "failed", "errors": [f"the runner exited with code {proc.returncode}"]}
 
 
+def warm_up() -> None:
+    """Import what grading imports lazily (nbformat, IPython's transformer, scikit-learn for
+    the references), so that workers forked afterwards (``worker.fork``) start warm. No torch
+    computation here: OpenMP's thread pool does not survive a fork."""
+    import nbformat  # noqa: F401
+    import psutil  # noqa: F401
+    import sklearn.impute  # noqa: F401
+    import sklearn.metrics  # noqa: F401
+    import sklearn.utils.class_weight  # noqa: F401
+    from IPython.core.inputtransformer2 import TransformerManager  # noqa: F401
+
+
 def _score_part(part: problems.Part, expected: list, results: dict) -> PartReport:
-    passed, failures, stubs, timeouts = 0, [], 0, 0
+    """Score one part; degenerate cases pay only next to a general one (``degenerate.py``)."""
+    passed, failures, stubs, timeouts, ok = 0, [], 0, 0, []
     for i, want in enumerate(expected):
         got = results[(part.id, i)]
         if got.error is not None:
@@ -158,12 +182,18 @@ def _score_part(part: problems.Part, expected: list, results: dict) -> PartRepor
                 reason = codec.compare(want, got.value, part.atol, part.rtol)
             except Exception as err:  # a comparison must never crash the grader
                 reason = f"could not compare ({type(err).__name__})"
+        ok.append(reason is None)
         if reason is None:
             passed += 1
         else:
             failures.append(f"hidden case {i + 1}: {reason}")
     n = len(expected)
-    if passed == n:
+    flags = [degenerate.is_degenerate(want, part.atol, part.rtol) for want in expected]
+    credit = degenerate.credited(ok, flags)
+    if passed and not credit:
+        why = (f"{passed}/{n} hidden cases pass, but only ones a constant answer also passes (no "
+               f"credit); first failure: {failures[0]}")
+    elif passed == n:
         why = f"all {n} hidden cases pass"
     elif stubs == n:
         why = "not implemented (raises NotImplementedError)"
@@ -171,7 +201,7 @@ def _score_part(part: problems.Part, expected: list, results: dict) -> PartRepor
         why = f"{passed}/{n} hidden cases pass; timed out ({failures[0]})"
     else:
         why = f"{passed}/{n} hidden cases pass; first failure: {failures[0]}"
-    return PartReport(part.id, part.function, part.points, round(part.points * passed / n, 4), passed, n,
+    return PartReport(part.id, part.function, part.points, round(part.points * credit / n, 4), passed, n,
                       why, failures[:5])
 
 
@@ -195,6 +225,11 @@ def grade_notebook(path, *, exercise: str | None = None, timeout: float = DEFAUL
         extracted = extract.Extracted(source="")
         notes.append(f"the notebook could not be read: {type(err).__name__}: {str(err)[:200]}")
     notes.extend(extracted.notes)
+    if isolation.warning():
+        notes.append(f"isolation: {isolation.warning()}")
+    statements, dropped = extract.scan_module(extracted)
+    notes.extend(dropped)
+    deadline = time.monotonic() + SUBMISSION_BUDGET + case_timeout * sum(len(c) for c in cases.values())
     # the report-only notebook run goes on in parallel with the sandboxed scoring
     pool = ThreadPoolExecutor(max_workers=1)
     running = pool.submit(execute, path, timeout) if run_notebook else None
@@ -214,7 +249,9 @@ def grade_notebook(path, *, exercise: str | None = None, timeout: float = DEFAUL
             continue
         jobs.extend((part.id, part.function, i, args) for i, args in enumerate(cases[part.id]))
     if jobs:
-        results, sandbox_notes = sandbox.evaluate(extracted.source, jobs, case_timeout=case_timeout)
+        banned = tuple(sorted({name for p in ex.parts for name in p.forbidden}))
+        results, sandbox_notes = sandbox.evaluate(statements, jobs, banned=banned, case_timeout=case_timeout,
+                                                  deadline=deadline)
         notes.extend(sandbox_notes)
         for part in ex.parts:
             if part.id not in reports:
@@ -253,12 +290,16 @@ def submissions(paths) -> list[Path]:
 
 
 def write_gradebook(reports: list[Report], path) -> None:
-    """One CSV row per submission: its total, every part's score, the notebook run status."""
+    """One CSV row per submission: its total, every part's score, the notebook run status
+    (written to a temporary file, then renamed into place)."""
     ids = sorted({p.id for r in reports for p in r.parts})
-    with open(path, "w", newline="") as f:
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.tmp")
+    with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["submission", "exercise", "score", "max_score", *ids, "notebook_run", "seconds"])
         for r in reports:
             by_id = {p.id: p.score for p in r.parts}
             w.writerow([r.submission, r.exercise, r.score, r.max_score, *(by_id.get(i, "") for i in ids),
                         r.execution.get("status", ""), r.seconds])
+    tmp.replace(path)   # whole or not at all, even if the batch is interrupted

@@ -1,22 +1,25 @@
-"""Run a student's functions on test cases in a fresh, limited Python process.
+"""Run a student's functions on hidden cases in a fresh, isolated, limited Python process.
 
-The grading process writes a job (the extracted definitions, and ``(part, function, case,
-args)`` tuples) to a pickle in an empty temporary directory and starts
-``python -I -c BOOT`` there. The boot code, before any student code runs: loads and deletes the
-job; sets resource limits (address space, CPU time, file size, no core dumps); imports torch and
-numpy; makes ``mmcourse`` unimportable except for a no-op ``mmcourse.grading`` (so that
-``from mmcourse.grading import checks_for`` still works) and blocks scikit-learn, so the
-references are out of reach; opens its result file. Then it executes the definitions one
-statement at a time and calls the functions, each under a ``SIGALRM`` timeout, writing one JSON
-line per case (``codec.encode``; a value that cannot be encoded is an error, not a crash).
-stdout and stderr go to ``/dev/null`` / a capped log. It leaves with ``os._exit`` (no student
-``atexit`` handler runs).
+The grader's side of the conversation with ``boot.py`` (read it for the sandbox's side):
 
-The parent watches the result file: no progress for ``case_timeout`` + a grace period (a
-student loop that swallows the alarm) or no start-up within ``startup_timeout`` → the whole
-process group is killed. A case in flight when the process dies or is killed fails, the rest of
-that part is skipped, and a fresh process takes the other parts. The parent reads at most
-``MAX_RESULT_BYTES`` and decodes with ``codec.decode`` (no pickle).
+* the process starts through ``isolation.command`` (bubblewrap where it works; an own uid as
+  root) with a scratch directory as its only writable place, stdin a pipe for requests, another
+  pipe for answers, stdout to ``/dev/null`` and stderr to a capped log;
+* the first request is the *setup*: the extracted definitions, already scanned by
+  ``extract.scan_module`` (statements that name what no graded code needs are not sent), the
+  names the exercise forbids, the limits -- no hidden case. The process answers ``ready``;
+* then one case at a time, each with a fresh random nonce; the next case is sent only when the
+  answer for this one has come back. An answer must be exactly one JSON line carrying that
+  nonce: anything else (a line written ahead of time, garbage, a second answer) ends the process
+  and fails the case as tampering;
+* every wait has a wall-clock deadline, whatever the child does with signals or output:
+  ``startup_timeout`` for the definitions, ``case_timeout`` + ``GRACE`` per case, and the
+  caller's ``deadline`` for the whole submission. At a deadline the process, its group and
+  (with an own uid) every process of that uid are killed (``isolation.end``).
+
+A case in flight when the process dies, is killed or tampers fails; the rest of its part is
+skipped; a fresh process takes the other parts. Answers are decoded with ``codec.decode`` (no
+pickle) and at most ``MAX_RESULT_BYTES`` are read.
 """
 
 from __future__ import annotations
@@ -24,7 +27,9 @@ from __future__ import annotations
 import json
 import os
 import pickle
-import signal
+import secrets
+import select
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -32,115 +37,12 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from mmcourse.grading import codec
+from mmcourse.grading import codec, isolation
 
 MAX_RESULT_BYTES = 64 * 2**20
 MEMORY_LIMIT = 6 * 2**30
-
-BOOT = r'''
-import os, sys, json, pickle, signal, time, types, resource, ast
-job_path, out_path = sys.argv[1], sys.argv[2]
-with open(job_path, "rb") as f:
-    job = pickle.load(f)
-os.remove(job_path)
-for lim, val in ((resource.RLIMIT_AS, job["memory"]), (resource.RLIMIT_CPU, job["cpu"]),
-                 (resource.RLIMIT_FSIZE, job["fsize"]), (resource.RLIMIT_CORE, 0)):
-    try:
-        resource.setrlimit(lim, (val, val))
-    except (ValueError, OSError):
-        pass
-import numpy, torch
-torch.set_num_threads(1)
-codec = {"__name__": "codec"}
-exec(job["codec"], codec)
-out = open(out_path, "a", buffering=1)
-def emit(obj):
-    out.write(json.dumps(obj) + "\n")
-    out.flush()
-
-class _Timeout(BaseException):
-    pass
-def _alarm(signum, frame):
-    raise _Timeout()
-signal.signal(signal.SIGALRM, _alarm)
-
-class _NoCheck:
-    def __call__(self, *a, **k):
-        return None
-    def summary(self, *a, **k):
-        return None
-def _checks_for(*a, **k):
-    return _NoCheck()
-stub = types.ModuleType("mmcourse")
-stub.__path__ = []
-grading = types.ModuleType("mmcourse.grading")
-grading.__path__ = []
-grading.checks_for, grading.check = _checks_for, _NoCheck()
-stub.grading = grading
-sys.modules.update({"mmcourse": stub, "mmcourse.grading": grading})
-class _Blocked(ImportError):
-    pass
-class _Blocker:
-    BLOCKED = ("mmcourse", "sklearn")
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in self.BLOCKED and name not in sys.modules:
-            raise _Blocked(f"{name} is not available to graded functions")
-        return None
-sys.meta_path.insert(0, _Blocker())
-
-def limited(seconds, fn, *args):
-    signal.setitimer(signal.ITIMER_REAL, seconds)
-    try:
-        return fn(*args)
-    finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-
-def describe(err):
-    text = f"{type(err).__name__}: {err}" if str(err) else type(err).__name__
-    return text[:300]
-
-ns = {"__name__": "submission", "__builtins__": __builtins__}
-notes = []
-for stmt in ast.parse(job["source"]).body:
-    code = compile(ast.Module(body=[stmt], type_ignores=[]), "<submission>", "exec")
-    try:
-        limited(job["case_timeout"], exec, code, ns)
-    except _Timeout:
-        notes.append(f"line {stmt.lineno}: timed out while defining")
-    except _Blocked:
-        pass  # e.g. "from mmcourse.config import seed_everything": not needed by graded functions
-    except BaseException as err:
-        notes.append(f"line {stmt.lineno}: {describe(err)}")
-emit({"ready": True, "notes": notes[:20]})
-
-timed_out = set()
-for part, name, index, args in job["jobs"]:
-    if part in timed_out:
-        emit({"part": part, "case": index, "error": "skipped: an earlier case of this part timed out"})
-        continue
-    fn = ns.get(name)
-    if not callable(fn):
-        emit({"part": part, "case": index, "error": f"no function named {name}"})
-        continue
-    start = time.perf_counter()
-    try:
-        value = limited(job["case_timeout"], lambda: codec["encode"](fn(*args)))
-    except _Timeout:
-        timed_out.add(part)
-        emit({"part": part, "case": index, "error": f"timed out after {job['case_timeout']} s",
-              "timeout": True})
-        continue
-    except NotImplementedError as err:
-        emit({"part": part, "case": index, "error": describe(err), "stub": True})
-        continue
-    except BaseException as err:
-        emit({"part": part, "case": index, "error": describe(err)})
-        continue
-    emit({"part": part, "case": index, "value": value, "seconds": time.perf_counter() - start})
-emit({"done": True})
-out.close()
-os._exit(0)
-'''
+GRACE = 2.0
+BOOT = Path(__file__).with_name("boot.py")
 
 
 @dataclass
@@ -151,16 +53,12 @@ class CaseResult:
     timeout: bool = False
 
 
-def _kill_group(proc: subprocess.Popen) -> None:
-    try:
-        os.killpg(proc.pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
-    try:
-        proc.kill()
-    except ProcessLookupError:
-        pass
-    proc.wait()
+class _Ended(Exception):
+    """The sandbox process is over: died, timed out, or broke the protocol."""
+
+    def __init__(self, why: str, timeout: bool = False):
+        super().__init__(why)
+        self.why, self.timeout = why, timeout
 
 
 def _env(home: str) -> dict:
@@ -171,113 +69,177 @@ def _env(home: str) -> dict:
     return env
 
 
-def _run_once(source: str, jobs: list, case_timeout: float, startup_timeout: float,
-              results: dict) -> tuple[bool, str]:
-    """One sandbox process over ``jobs``; fills ``results``; returns (started, how it ended)."""
-    with tempfile.TemporaryDirectory(prefix="mmcourse-sandbox-") as tmp:
-        job_path, out_path = Path(tmp, "job.pkl"), Path(tmp, "results.jsonl")
-        cpu = int(startup_timeout + case_timeout * (len(jobs) + 2)) + 10
-        job = {"source": source, "jobs": jobs, "case_timeout": case_timeout,
-               "codec": Path(codec.__file__).read_text(), "memory": MEMORY_LIMIT, "cpu": cpu,
-               "fsize": MAX_RESULT_BYTES}
-        job_path.write_bytes(pickle.dumps(job))
-        out_path.touch()
-        log = open(Path(tmp, "stderr.log"), "wb")
-        proc = subprocess.Popen([sys.executable, "-I", "-c", BOOT, str(job_path), str(out_path)],
-                                cwd=tmp, env=_env(tmp), stdin=subprocess.DEVNULL,
-                                stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-        started, ended, buffer, offset = False, "", b"", 0
-        last = time.monotonic()
+class _Process:
+    """One sandbox process and its two pipes."""
+
+    def __init__(self, scratch: str, log, uid: int, margin: int):
+        self.uid = uid
+        req_r, self.req_w = os.pipe()
+        self.ans_r, ans_w = os.pipe()
+        argv = [sys.executable, "-I", str(BOOT), str(Path(codec.__file__).resolve()), str(uid), str(margin),
+                str(ans_w)]
         try:
-            while True:
-                done = proc.poll() is not None
-                size = out_path.stat().st_size if out_path.exists() else 0
-                if size > MAX_RESULT_BYTES:
-                    ended = "killed: its results exceeded 64 MB"
-                    break
-                if size > offset:
-                    with open(out_path, "rb") as f:
-                        f.seek(offset)
-                        chunk = f.read(size - offset)
-                    offset = size
-                    buffer += chunk
-                    *lines, buffer = buffer.split(b"\n")
-                    for line in lines:
-                        started |= _take(line, results)
-                    last = time.monotonic()
-                if done:
-                    code = proc.returncode
-                    ended = ("finished" if code == 0 else f"the process died (signal {-code})" if code < 0
-                             else f"the process exited with code {code}")
-                    break
-                limit = case_timeout + 3 if started else startup_timeout
-                if time.monotonic() - last > limit:
-                    ended = f"killed: no progress for {limit:.0f} s (a loop that ignores the time limit?)"
-                    break
-                time.sleep(0.02)
+            self.proc = subprocess.Popen(isolation.command(argv, scratch), cwd=scratch, env=_env(scratch),
+                                         stdin=req_r, stdout=subprocess.DEVNULL, stderr=log,
+                                         pass_fds=(ans_w,), start_new_session=True)
         finally:
-            _kill_group(proc)   # also any children the student's code left behind
-            log.close()
+            os.close(req_r)
+            os.close(ans_w)
+        self.buffer = b""
+
+    def send(self, obj) -> None:
+        data = pickle.dumps(obj)
+        try:
+            os.write(self.req_w, len(data).to_bytes(8, "big"))
+            view = memoryview(data)
+            while view:
+                view = view[os.write(self.req_w, view[: 1 << 16]):]
+        except (BrokenPipeError, OSError):
+            raise _Ended(self.status()) from None
+
+    def status(self) -> str:
+        try:
+            code = self.proc.wait(timeout=1)
+        except subprocess.TimeoutExpired:
+            return "the process stopped reading its cases"
+        if 128 < code < 160 and isolation.mode() == "bwrap":   # bwrap passes a signal on as 128 + n
+            code = 128 - code
+        return ("the process finished early" if code == 0 else f"the process died (signal {-code})"
+                if code < 0 else f"the process exited with code {code}")
+
+    def receive(self, seconds: float, what: str) -> dict:
+        """The next line as a dict, waiting at most ``seconds`` of wall-clock time."""
+        deadline = time.monotonic() + seconds
+        while b"\n" not in self.buffer:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise _Ended(f"killed: no answer within {seconds:.0f} s ({what})", timeout=True)
+            ready, _, _ = select.select([self.ans_r], [], [], min(left, 0.5))
+            if not ready:
+                continue
+            chunk = os.read(self.ans_r, 1 << 20)
+            if not chunk:
+                raise _Ended(self.status())
+            self.buffer += chunk
+            if len(self.buffer) > MAX_RESULT_BYTES:
+                raise _Ended("killed: its answer exceeded 64 MB")
+        line, self.buffer = self.buffer.split(b"\n", 1)
+        try:
+            msg = json.loads(line)
+        except (ValueError, RecursionError):
+            msg = None
+        if not isinstance(msg, dict):
+            raise _Ended("tampering: something other than the grader's answer was written to its "
+                         "result channel")
+        return msg
+
+    def close(self) -> None:
+        isolation.end(self.proc, self.uid)
+        for fd in (self.req_w, self.ans_r):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+
+def _result(msg: dict) -> CaseResult:
+    if "value" in msg:
+        try:
+            return CaseResult(value=codec.decode(msg["value"]))
+        except (ValueError, TypeError, KeyError, RecursionError) as err:
+            return CaseResult(error=f"unreadable result ({err})"[:200])
+    return CaseResult(error=str(msg.get("error"))[:300], stub=msg.get("stub") is True,
+                      timeout=msg.get("timeout") is True)
+
+
+def _run_once(setup: dict, jobs: list, case_timeout: float, startup_timeout: float, deadline: float,
+              results: dict, notes: list) -> tuple[bool, str]:
+    """One sandbox process over ``jobs``; fills ``results``; returns (started, how it ended)."""
+    scratch = tempfile.mkdtemp(prefix="mmcourse-sandbox-")
+    uid = isolation.new_uid()
+    isolation.prepare(scratch, uid)
+    started, ended, timed_out = False, "finished", set()
+    with open(Path(scratch).with_suffix(".log"), "wb") as log:
+        proc = _Process(scratch, log, uid, margin=0 if uid >= 0 else 16)
+        try:
+            proc.send(setup)
+            ready = proc.receive(min(startup_timeout, max(deadline - time.monotonic(), 1)), "loading")
+            if ready.get("ready") is not True:
+                raise _Ended("tampering: the definitions wrote to the grader's result channel")
+            started = True
+            notes.extend(f"definitions: {str(n)[:300]}" for n in (ready.get("notes") or [])[:20])
+            for part, name, index, args in jobs:
+                if part in timed_out:
+                    results[(part, index)] = CaseResult(error="skipped: an earlier case of this part "
+                                                        "timed out")
+                    continue
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise _Ended("killed: the submission's time budget ran out", timeout=True)
+                nonce = secrets.token_hex(16)
+                proc.send({"nonce": nonce, "function": name, "args": args})
+                msg = proc.receive(min(case_timeout + GRACE, left), f"part {part}, case {index + 1}")
+                if msg.get("nonce") != nonce:
+                    raise _Ended("tampering: an answer without this case's nonce was written to the "
+                                 "grader's result channel")
+                results[(part, index)] = _result(msg)
+                if results[(part, index)].timeout:
+                    timed_out.add(part)
+        except _Ended as err:
+            ended = err.why
+            if started:
+                pending = [j for j in jobs if (j[0], j[2]) not in results]
+                if pending:
+                    part, _, index, _ = pending[0]
+                    results[(part, index)] = CaseResult(error=f"crashed the sandbox: {ended}",
+                                                        timeout=err.timeout)
+        finally:
+            proc.close()
+            shutil.rmtree(scratch, ignore_errors=True)
+    log_path = Path(scratch).with_suffix(".log")
+    if not started:   # say why: the last line of the child's stderr (a grader or set-up problem)
+        tail = log_path.read_bytes()[-2000:].decode(errors="replace").strip().splitlines()
+        ended += f"; {tail[-1][:300]}" if tail else ""
+    log_path.unlink(missing_ok=True)
     return started, ended
 
 
-def _take(line: bytes, results: dict) -> bool:
-    """Record one result line; True if it is the boot's 'ready' line."""
-    try:
-        msg = json.loads(line)
-    except (ValueError, RecursionError):
-        return False
-    if not isinstance(msg, dict):
-        return False
-    if msg.get("ready") is True:
-        notes = msg.get("notes")
-        results.setdefault("__notes__", [str(n)[:300] for n in notes[:20]] if isinstance(notes, list) else [])
-        return True
-    key = (msg.get("part"), msg.get("case"))
-    if not isinstance(key[0], str) or not isinstance(key[1], int) or key in results:
-        return False
-    if "value" in msg:
-        try:
-            results[key] = CaseResult(value=codec.decode(msg["value"]))
-        except (ValueError, TypeError, KeyError, RecursionError) as err:
-            results[key] = CaseResult(error=f"unreadable result ({err})"[:200])
-    else:
-        results[key] = CaseResult(error=str(msg.get("error"))[:300], stub=msg.get("stub") is True,
-                                  timeout=msg.get("timeout") is True)
-    return False
-
-
-def evaluate(source: str, jobs: list[tuple[str, str, int, tuple]], *, case_timeout: float = 5.0,
-             startup_timeout: float = 60.0) -> tuple[dict[tuple[str, int], CaseResult], list[str]]:
+def evaluate(statements: list[tuple[int, str]], jobs: list[tuple[str, str, int, tuple]], *,
+             banned: tuple[str, ...] = (), case_timeout: float = 5.0, startup_timeout: float = 60.0,
+             deadline: float | None = None) -> tuple[dict[tuple[str, int], CaseResult], list[str]]:
     """Call ``function(*args)`` for every ``(part, function, case, args)`` job in sandboxes.
 
-    Returns ``{(part, case): CaseResult}`` (one per job, always) and notes (definitions that
-    failed to execute, sandbox crashes).
+    ``statements`` are the submission's scanned definitions as ``(line, source)``; ``banned``
+    the names no torch function or operator called may have; ``deadline`` a
+    ``time.monotonic()`` after which nothing more is evaluated. Returns ``{(part, case):
+    CaseResult}`` (one per job, always) and notes (definitions that failed, sandbox ends).
     """
+    deadline = deadline or time.monotonic() + startup_timeout + (case_timeout + GRACE) * (len(jobs) + 2)
+    cpu = int(startup_timeout + case_timeout * (len(jobs) + 2)) + 10
+    setup = {"statements": statements, "banned": list(banned), "case_timeout": case_timeout,
+             "memory": MEMORY_LIMIT, "cpu": cpu, "fsize": MAX_RESULT_BYTES}
     results: dict = {}
     notes: list[str] = []
     pending = list(jobs)
     for _ in range(len({j[0] for j in jobs}) + 1):
-        if not pending:
+        if not pending or time.monotonic() >= deadline:
             break
-        started, ended = _run_once(source, pending, case_timeout, startup_timeout, results)
-        notes.extend(f"definitions: {n}" for n in results.pop("__notes__", []))
+        started, ended = _run_once(setup, pending, case_timeout, startup_timeout, deadline, results, notes)
         left = [j for j in pending if (j[0], j[2]) not in results]
-        if not left:
-            break
         if not started:
             for part, _, index, _ in left:
                 results[(part, index)] = CaseResult(error=f"the definitions could not be loaded ({ended})")
             notes.append(f"sandbox failed before the first case: {ended}")
             break
-        part, _, index, _ = left[0]
-        timeout = "no progress" in ended
-        results[(part, index)] = CaseResult(error=f"crashed the sandbox: {ended}", timeout=timeout)
-        for p, _, i, _ in left[1:]:
-            if p == part:
-                results[(p, i)] = CaseResult(error="skipped: an earlier case of this part crashed")
-        notes.append(f"part {part}, case {index}: {ended}")
+        if ended != "finished":
+            failed = [k for k, r in results.items() if r.error and r.error.startswith("crashed the sandbox")]
+            part = failed[-1][0] if failed else None
+            for p, _, i, _ in left:
+                if p == part:
+                    results[(p, i)] = CaseResult(error="skipped: an earlier case of this part crashed")
+            notes.append(f"part {part}: {ended}")
         pending = [j for j in left if (j[0], j[2]) not in results]
-    for part, _, index, _ in jobs:   # defensive: every job gets an answer
-        results.setdefault((part, index), CaseResult(error="not evaluated (too many sandbox crashes)"))
+    for part, _, index, _ in jobs:   # every job gets an answer
+        results.setdefault((part, index), CaseResult(error="not evaluated: the submission's time budget "
+                                                     "ran out or the sandbox kept crashing"))
     return results, notes
