@@ -4,7 +4,7 @@ Each is a few lines on top of PyTorch / scikit-learn / ``mmcourse``, written out
 the exercise states; ``test_references_agree_with_independent_computations`` in
 ``tests/test_grading.py`` checks them against independent computations. The other parts are
 graded against ``mmcourse.models`` / ``mmcourse.metrics`` / ``torch`` / ``sklearn`` directly
-(see ``problems.py``).
+(see ``mmcourse.grading.problems``).
 """
 
 from __future__ import annotations

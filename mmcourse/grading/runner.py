@@ -3,7 +3,7 @@
 ``grade_notebook(path)``:
 
 1. computes, in this process (where student code never runs), every part's hidden cases (from
-   a secret seed) and the reference answers (``problems.py``), encoded and decoded through
+   a secret seed) and the reference answers (``problems``), encoded and decoded through
    ``codec`` like the student's answers will be;
 2. extracts the definitions from the notebook statically (``extract.py``), scans every
    statement that would execute (``extract.scan_module``: those naming what no graded code needs

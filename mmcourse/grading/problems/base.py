@@ -1,0 +1,71 @@
+"""What a graded exercise is: its parts (one function each, with a reference, test cases and
+forbidden names), and the public / hidden cases drawn from a seed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import torch
+import torch.nn.functional as F
+
+Cases = list[tuple]
+
+
+@dataclass(frozen=True)
+class Part:
+    """One graded function: ``name(*args)`` compared with ``reference(*args)`` on every case."""
+
+    id: str
+    function: str
+    points: float
+    reference: Callable
+    cases: Callable[[torch.Generator, bool], Cases]
+    forbidden: tuple[str, ...] = ()
+    atol: float = 1e-5
+    rtol: float = 1e-4
+    hint: str = ""
+
+
+@dataclass(frozen=True)
+class Exercise:
+    name: str
+    title: str
+    parts: tuple[Part, ...] = field(default_factory=tuple)
+
+    @property
+    def points(self) -> float:
+        return sum(p.points for p in self.parts)
+
+    def part(self, pid: str) -> Part:
+        for p in self.parts:
+            if p.id == pid:
+                return p
+        raise KeyError(f"exercise {self.name} has no part {pid!r}; its parts are "
+                       f"{[p.id for p in self.parts]}")
+
+
+def randn(g: torch.Generator, *shape: int) -> torch.Tensor:
+    return torch.randn(*shape, generator=g)
+
+
+def randint(g: torch.Generator, low: int, high: int) -> int:
+    """An int in ``[low, high]`` (both inclusive)."""
+    return int(torch.randint(low, high + 1, (1,), generator=g))
+
+
+def unit(x: torch.Tensor) -> torch.Tensor:
+    return F.normalize(x, dim=-1)
+
+
+PUBLIC_SEED = 0
+
+
+def public_cases(part: Part) -> Cases:
+    g = torch.Generator().manual_seed(PUBLIC_SEED)
+    return part.cases(g, True)
+
+
+def hidden_cases(part: Part, seed: int) -> Cases:
+    g = torch.Generator().manual_seed(seed)
+    return part.cases(g, False)
