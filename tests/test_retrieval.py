@@ -367,14 +367,14 @@ def test_winoground_pairs_defeat_a_model_blind_to_word_order(pairs):
 # -------------------------------------------------------------------------------- learning
 @pytest.mark.slow
 def test_dual_encoder_learns_semantic_retrieval_on_shapes():
-    """12 epochs on 4,000 scenes (about 1.2-1.5 s/epoch on 2 idle cores, 18 s in all): test
-    i2t R@1 0.925, t2i 0.941 (other fit seeds: i2t 0.915, 0.937), where chance is about 1/1000;
-    Winoground group score 0.97 where chance is 1/6."""
-    splits = load_shapes(4000, 10, 1000, seed=0)
+    """8 epochs on 3,000 scenes (about 14 s on 2 idle AVX-512 cores): test i2t R@1 0.707, t2i
+    0.732, median rank 1, where chance is about 1/1000; Winoground group score 0.87 where chance
+    is 1/6. The bounds leave about 10 points for another CPU's arithmetic."""
+    splits = load_shapes(3000, 10, 1000, seed=0)
     torch.manual_seed(0)
     model = DualEncoder(VOCAB)
     start = time.perf_counter()
-    history = fit(model, splits.train, epochs=12, batch_size=128, lr=1e-3, seed=0, device="cpu",
+    history = fit(model, splits.train, epochs=8, batch_size=128, lr=1e-3, seed=0, device="cpu",
                   progress=False)
     seconds = time.perf_counter() - start
     report = retrieval_report(model, splits.test)
@@ -382,10 +382,10 @@ def test_dual_encoder_learns_semantic_retrieval_on_shapes():
     print(f"fit {seconds:.1f}s, loss {history['train_loss'][0]:.3f} -> {history.last['train_loss']:.3f}, "
           f"report {report}, winoground {wino}")
     assert history.last["train_loss"] < 0.5 * history["train_loss"][0]
-    assert report["i2t_R@1"] >= 0.8
-    assert report["t2i_R@1"] >= 0.8
+    assert report["i2t_R@1"] >= 0.6
+    assert report["t2i_R@1"] >= 0.6
     assert report["i2t_median_rank"] == 1.0
-    assert wino["group"] >= 0.8 > WINOGROUND_CHANCE["group"]
+    assert wino["group"] >= 0.75 > WINOGROUND_CHANCE["group"]
 
 
 @pytest.mark.gpu
