@@ -33,6 +33,9 @@ CHAPTERS = sorted((ROOT / "notebooks").glob("[0-9][0-9]_*.ipynb"))
 EXERCISES = {p.name for p in (ROOT / "exercises").glob("[0-9][0-9]_*.ipynb")}
 SCREENSHOT_CHAPTER = "notebooks/04_attention.html"     # maths, a figure and the chapter's note
 
+#: every test here builds the whole site (tens of seconds): the slow tier, left out by --fast
+pytestmark = pytest.mark.slow
+
 
 def build(out: Path, root: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, str(BUILD), "--root", str(root), "--out", str(out / "html"),
