@@ -18,27 +18,14 @@ import tempfile
 import time
 from pathlib import Path
 
-import nbformat
 import pytest
+from test_grading import FAST, notebook, reasons  # the same helpers as the basic grader tests
 
 from mmcourse.grading import degenerate, extract, isolation, problems, runner, sandbox
 
 pytestmark = pytest.mark.usefixtures("bubblewrap")
 ROOT = Path(__file__).resolve().parents[1]
 STUB = "def {}(*args, **kwargs):\n    raise NotImplementedError"
-FAST = {"run_notebook": False, "case_timeout": 2.0}
-
-
-def notebook(path: Path, exercise: str, *cells: str) -> Path:
-    nb = nbformat.v4.new_notebook()
-    nb.metadata["mmcourse"] = {"exercise": exercise}
-    nb.cells = [nbformat.v4.new_code_cell(c) for c in cells]
-    nbformat.write(nb, str(path))
-    return path
-
-
-def reasons(report) -> dict[str, str]:
-    return {p.id: p.reason for p in report.parts}
 
 
 def leftovers(marker: str) -> list[str]:
