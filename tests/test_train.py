@@ -281,3 +281,15 @@ def test_wrong_labels_and_outputs_get_clear_errors():
         fit(Bare(), data, progress=False)
     with pytest.raises(ValueError, match=r"ConvEncoder expects a float tensor, got dtype torch.uint8"):
         UnimodalClassifier(ConvEncoder(), "image")({"image": torch.zeros(2, 1, 28, 28, dtype=torch.uint8)})
+
+
+def test_a_loss_of_ones_own_may_train_on_other_targets():
+    """The label checks guard the default cross-entropy only: a regression loss on float targets
+    passed as loss_fn trains as it is."""
+    data = blobs(64)
+    x = data.tensors["x"]
+    data = ModalDataset({"x": x, "label": x.sum(1)})              # float targets
+    mse = lambda out, batch: ((out.logits[:, 0] - batch["label"]) ** 2).mean()  # noqa: E731
+    torch.manual_seed(0)
+    hist = fit(Linear(), data, epochs=10, lr=0.05, loss_fn=mse, progress=False)
+    assert hist["train_loss"][-1] < 0.5 * hist["train_loss"][0]      # measured 25.0 -> 5.1
