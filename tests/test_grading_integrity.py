@@ -233,3 +233,31 @@ def test_constant_answers_on_degenerate_cases_get_no_credit_but_honest_edges_do(
     assert "only ones a constant answer also passes" in reasons(report)["q1"]
     honest = runner.grade_notebook(ROOT / "solutions" / "07_cross_modal_retrieval.ipynb", **FAST)
     assert honest.score == honest.max_score, runner.table(honest)
+
+
+def test_a_course_checked_out_under_tmp_is_seen_read_only_in_the_sandbox(bubblewrap, tmp_path, monkeypatch):
+    """A CI clone (and its virtual environment) may live in an open folder under /tmp, which the
+    sandbox replaces by an empty tmpfs: what the child needs from there is bound back, read-only."""
+    import shutil
+
+    from mmcourse.grading import isolation
+
+    if bubblewrap != "bwrap":
+        pytest.skip(f"bubblewrap is not usable here (mode {bubblewrap!r}): nothing is mounted")
+    course = Path(tempfile.mkdtemp(prefix="mmcourse-clone-", dir="/tmp"))   # open, like a clone
+    course.chmod(0o755)
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    (course / "hello.py").write_text(
+        "import pathlib\nprint('seen')\n"
+        "try:\n    pathlib.Path(__file__).with_name('written').write_text('x')\n"
+        "except OSError:\n    print('read-only')\n")
+    needed = isolation._needed()
+    monkeypatch.setattr(isolation, "_needed", lambda: sorted({*needed, str(course)}))
+    argv = isolation.command([sys.executable, str(course / "hello.py")], str(scratch))
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60)
+    try:
+        assert done.stdout.split() == ["seen", "read-only"], done.stderr
+        assert not (course / "written").exists()
+    finally:
+        shutil.rmtree(course, ignore_errors=True)

@@ -63,11 +63,13 @@ def _closed_ancestor(path: str) -> str | None:
 
 
 def _reopen_args() -> list[str]:
-    """Python lives under a closed directory (pyenv in /root): an empty directory over it,
-    with only what the child needs bound back in (read-only), so an unprivileged uid can run."""
-    args, covered = [], set()
+    """Python lives under a closed directory (pyenv in /root), or the course under /tmp, which
+    the sandbox replaces by an empty tmpfs: an empty directory over it, with only what the child
+    needs bound back in (read-only), so an unprivileged uid can run."""
+    args, covered = [], {"/tmp"}   # /tmp is already a fresh tmpfs in the sandbox
     for path in _needed():
-        top = _closed_ancestor(path)
+        # a checkout or virtual environment under /tmp (a CI clone) is hidden by that tmpfs
+        top = "/tmp" if path.startswith("/tmp/") else _closed_ancestor(path)
         if top is None:
             continue
         if top not in covered:
