@@ -71,8 +71,20 @@ def check_float(x, where: str, like: Tensor | None = None) -> Tensor:
     if not x.is_floating_point():
         raise ValueError(f"{where} expects a float tensor, got dtype {x.dtype}; convert it with "
                          f".float() (images: divide uint8 pixels by 255)")
-    if (like is not None and x.dtype != like.dtype
-            and not torch.is_autocast_enabled(x.device.type)):
+    if like is not None and x.dtype != like.dtype and not _autocast_on(x.device.type):
         raise ValueError(f"{where} expects {like.dtype} input like its weights, got {x.dtype}; "
                          f"convert the input with .to({like.dtype}) or the model with .to({x.dtype})")
     return x
+
+
+def _autocast_on(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (torch >= 2.4 takes the type; older ones had a
+    function per device)."""
+    import torch
+
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:
+        if device_type == "cpu":
+            return torch.is_autocast_cpu_enabled()
+        return torch.is_autocast_enabled()
