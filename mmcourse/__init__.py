@@ -10,7 +10,8 @@ import importlib
 
 __version__ = "0.1.0"
 
-_SUBMODULES = ("config", "data", "interpret", "metrics", "models", "plots", "robustness", "train")
+_SUBMODULES = ("config", "data", "interpret", "metrics", "models", "plots", "reports", "robustness",
+               "tensors", "train")
 __all__ = ["__version__", *_SUBMODULES]
 
 

@@ -23,7 +23,8 @@ Batch = Mapping[str, Tensor | None]
 
 
 class JointClassifier(nn.Module):
-    """Base of every fusion: ``forward(batch)`` returns the scores ``s(y, x1, x2, ...)``.
+    """Base of every fusion: ``forward(batch)`` returns a ``ModelOutput`` whose ``logits`` are the
+    scores ``s(y, x1, x2, ...)``.
 
     ``modalities``: the batch keys the model reads; ``num_classes``: C.
     """
