@@ -16,9 +16,13 @@ def _syllabus_rows() -> list[tuple[str, str, str, str]]:
     return [(m[1], m[2], m[3], m[4]) for m in rows if m]
 
 
-def test_the_course_has_chapters_00_to_10():
+def test_the_course_has_part_one_00_to_10_and_part_two_after_it():
     # names and numbering without gaps: test_course_structure.test_notebook_names_are_numbered_consecutively
-    assert len(NOTEBOOKS) == 11, ("the course has chapters 00-10", NOTEBOOKS)
+    assert len(NOTEBOOKS) >= 11, ("Part I is chapters 00-10", NOTEBOOKS)
+    text = (ROOT / "README.md").read_text().split("## Syllabus", 1)[1].split("\n## ", 1)[0]
+    part_one, part_two = text.split("### Part I", 1)[1].split("### Part II", 1)
+    assert [m[1] for m in map(ROW.match, part_one.splitlines()) if m] == [f"{i:02d}" for i in range(11)]
+    assert all(int(m[1]) >= 11 for m in map(ROW.match, part_two.splitlines()) if m)
 
 
 def test_readme_syllabus_lists_every_notebook_once_in_order():
