@@ -350,3 +350,24 @@ def test_references_agree_with_independent_computations():
     y = torch.tensor([0, 1, 1, 0])
     two = torch.stack([torch.eye(2)[y] * 3, torch.zeros(4, 2)])        # modality 0 knows, 1 does not
     assert torch.allclose(ref.modality_ablation(two, y), torch.tensor([0.5, 0.0]))
+
+
+def test_master_free_response_cells_keep_the_model_answer_and_rubric_for_the_instructor(tmp_path):
+    master = tmp_path / "04_attention.py"
+    master.write_text("# %%\nx = 1\n# %% [markdown] free-response fr1 3\n# Why does it work?\n"
+                      "# %% [markdown] answer fr1\n# Because the weights sum to one.\n"
+                      "# %% [markdown] rubric fr1\n# - 3 points: says the weights sum to one\n")
+    student = nbformat.reads(masters.build(master, solution=False), as_version=4)
+    teacher = nbformat.reads(masters.build(master, solution=True), as_version=4)
+    roles = [(c.metadata.get("mmcourse", {}).get("role"), c.source) for c in student.cells]
+    assert roles == [(None, "x = 1"), ("question", "Why does it work?"),
+                     ("answer", masters.ANSWER_PLACEHOLDER)]
+    assert student.cells[1].metadata["mmcourse"] == {"free_response": "fr1", "role": "question", "points": 3.0}
+    assert [c.source for c in teacher.cells][2:] == ["Because the weights sum to one.",
+                                                     "- 3 points: says the weights sum to one"]
+    master.write_text("# %% [markdown] answer fr9\n# text\n")
+    with pytest.raises(ValueError, match="fr9"):
+        masters.build(master, solution=False)
+    master.write_text("# %% [markdown] free-response fr1\n# no points\n")
+    with pytest.raises(ValueError, match="needs its points"):
+        masters.build(master, solution=False)

@@ -7,7 +7,14 @@ A master is a plain Python file in the "percent" cell format (readable, diffable
   ``# NBVAL_CHECK_OUTPUT`` and carries the output that nbval then expects (every part passes);
 * inside a code cell, the lines between ``### BEGIN SOLUTION`` and ``### END SOLUTION`` are the
   solution: kept (without the markers) in the solution notebook, replaced in the exercise by
-  ``raise NotImplementedError(...)`` at the same indentation.
+  ``raise NotImplementedError(...)`` at the same indentation;
+* free-response questions, graded by the instructor with a rubric:
+  ``# %% [markdown] free-response ID POINTS`` is the question (both notebooks),
+  ``# %% [markdown] answer ID`` the cell the student writes in (the master's text is the model
+  answer, kept in the solution; the exercise gets a placeholder) and ``# %% [markdown] rubric ID``
+  the rubric (solution only). Each such cell carries ``metadata.mmcourse`` =
+  ``{"free_response": ID, "role": "question" | "answer" | "rubric"}`` (and ``points`` on the
+  question), which is how the grader collects the answers.
 
 ``python -m mmcourse.grading generate`` writes both notebooks (no outputs, except the solution's
 summary cell); ``generate --check`` fails if the committed ones differ from what the masters
@@ -25,26 +32,46 @@ from mmcourse.grading.inline import summary_text
 ROOT = Path(__file__).resolve().parents[2]
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = 'raise NotImplementedError("replace this line with your code")'
-HEADER = re.compile(r"^# %%(?: (\[markdown\]|summary))?\s*$")
+HEADER = re.compile(r"^# %%(?: (\[markdown\]|summary))?"
+                    r"(?: (free-response|answer|rubric) ([A-Za-z]\w*)(?: (\d+(?:\.\d+)?))?)?\s*$")
+ANSWER_PLACEHOLDER = "*Write your answer here (replace this line).*"
+FreeResponse = tuple[str, str, float]  # (role, id, points)
 
 
 def parse(text: str) -> list[tuple[str, str]]:
     """``[(kind, source)]`` with kind in ``code``, ``markdown``, ``summary``."""
-    cells: list[tuple[str, list[str]]] = []
+    return [(kind, source) for kind, source, _ in parse_cells(text)]
+
+
+def parse_cells(text: str) -> list[tuple[str, str, FreeResponse | None]]:
+    """``[(kind, source, free_response)]``; ``free_response`` is ``(role, id, points)`` or None."""
+    cells: list[tuple[str, list[str], FreeResponse | None]] = []
     for line in text.splitlines():
         m = HEADER.match(line)
         if m:
             kind = {"[markdown]": "markdown", "summary": "summary"}.get(m.group(1) or "", "code")
-            cells.append((kind, []))
+            role = m.group(2)
+            if role and kind != "markdown":
+                raise ValueError(f"{line!r}: a free-response cell must be '# %% [markdown] {role} ID'")
+            if role == "free-response" and not m.group(4):
+                raise ValueError(f"{line!r}: a free-response question needs its points: "
+                                 "'# %% [markdown] free-response ID POINTS'")
+            free = None if not role else (
+                "question" if role == "free-response" else role, m.group(3), float(m.group(4) or 0))
+            cells.append((kind, [], free))
         elif cells:
             cells[-1][1].append(line)
         elif line.strip() and not line.startswith("#"):
             raise ValueError(f"text before the first '# %%' cell marker: {line!r}")
     out = []
-    for kind, lines in cells:
+    for kind, lines, free in cells:
         if kind == "markdown":
             lines = [re.sub(r"^# ?", "", ln) for ln in lines]
-        out.append((kind, "\n".join(lines).strip("\n")))
+        out.append((kind, "\n".join(lines).strip("\n"), free))
+    questions = {f[1] for _, _, f in out if f and f[0] == "question"}
+    for _, _, f in out:
+        if f and f[0] != "question" and f[1] not in questions:
+            raise ValueError(f"'{f[0]} {f[1]}' has no '# %% [markdown] free-response {f[1]} POINTS' question")
     return out
 
 
@@ -85,9 +112,18 @@ def build(master: Path, solution: bool) -> str:
         "language_info": {"name": "python"},
         "mmcourse": {"exercise": name, "kind": "solution" if solution else "exercise"},
     }
-    for i, (kind, source) in enumerate(parse(master.read_text())):
+    i = 0
+    for kind, source, free in parse_cells(master.read_text()):
+        if free and free[0] == "rubric" and not solution:
+            continue
         if kind == "markdown":
+            if free and free[0] == "answer" and not solution:
+                source = ANSWER_PLACEHOLDER
             cell = nbformat.v4.new_markdown_cell(source)
+            if free:
+                cell.metadata["mmcourse"] = {"free_response": free[1], "role": free[0]}
+                if free[0] == "question":
+                    cell.metadata["mmcourse"]["points"] = free[2]
         else:
             code = split_solution(source, solution)
             if kind == "summary" and solution:
@@ -99,6 +135,7 @@ def build(master: Path, solution: bool) -> str:
                 cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
         cell["id"] = f"{name[:2]}-{i:02d}"
         nb.cells.append(cell)
+        i += 1
     nbformat.validate(nb)
     return nbformat.writes(nb) + "\n"
 
