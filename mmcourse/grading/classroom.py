@@ -50,9 +50,11 @@ def parse_time(text: str, where: str) -> datetime:
 def read_submitted(path: Path) -> dict[str, datetime]:
     """``student -> submitted_at`` from a CSV with the columns ``student`` and ``submitted_at``."""
     with open(path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    if rows and not {"student", "submitted_at"} <= set(rows[0]):
-        raise ValueError(f"{path}: expected the columns 'student' and 'submitted_at', got {list(rows[0])}")
+        reader = csv.DictReader(f)
+        rows = list(reader)
+    if not {"student", "submitted_at"} <= set(reader.fieldnames or ()):
+        raise ValueError(f"{path}: expected the columns 'student' and 'submitted_at', "
+                         f"got {reader.fieldnames}")
     return {r["student"].strip(): parse_time(r["submitted_at"], f"{path}, student {r['student']}")
             for r in rows}
 

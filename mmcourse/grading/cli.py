@@ -70,11 +70,15 @@ class Job:
                                timeout=args.timeout, case_timeout=args.case_timeout, seed=args.seed,
                                run_notebook=not args.no_run)
 
-    def poll(self) -> tuple[bool, runner.Report | None]:
-        """(finished, its report -- None if it is not an exercise we know)."""
-        done, status = os.waitpid(self.pid, os.WNOHANG)
+    def poll(self, others: list[Job]) -> tuple[bool, runner.Report | None]:
+        """(finished, its report -- None if it is not an exercise we know); ``others`` are the
+        jobs still running, which cleaning up after this one must not touch."""
+        try:
+            done, status = os.waitpid(self.pid, os.WNOHANG)
+            code = os.waitstatus_to_exitcode(status) if done else None
+        except ChildProcessError:     # reaped by a sweep after another job: its report tells
+            done, code = True, 0 if self.report_path.exists() else -9
         if done:
-            code = os.waitstatus_to_exitcode(status)
             why = (f"the grading worker died (signal {-code})" if code < 0 else
                    f"the grading worker failed with exit code {code}")
         elif time.monotonic() - self.start > self.limit:
@@ -83,11 +87,14 @@ class Job:
                     kill(self.pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            os.waitpid(self.pid, 0)
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
             code, why = None, f"the grading worker overran its {self.limit:.0f} s limit and was killed"
         else:
             return False, None
-        self.cleanup()
+        self.cleanup(others)
         if code == 3:
             return True, None
         try:
@@ -96,9 +103,23 @@ class Job:
             return True, runner.failed_report(self.sub.path, self.args.exercise,
                                               f"{why}; no report (graded 0)", time.monotonic() - self.start)
 
-    def cleanup(self) -> None:
-        isolation.sweep()   # what a dead worker left runs no more, then its files go
+    def cleanup(self, others: list[Job] = ()) -> None:
+        """What this worker left runs no more (the other workers and theirs go on), then its files go."""
+        isolation.sweep(keep=_tree({job.pid for job in others}))
         shutil.rmtree(self.tmpdir, ignore_errors=True)
+
+
+def _tree(pids: set[int]) -> set[int]:
+    """``pids`` and all their descendants."""
+    import psutil
+
+    out = set(pids)
+    for pid in pids:
+        try:
+            out |= {c.pid for c in psutil.Process(pid).children(recursive=True)}
+        except psutil.Error:
+            pass
+    return out
 
 
 def _report_path(sub: classroom.Submission, out: Path, used: set[str]) -> Path:
@@ -122,7 +143,7 @@ def run_jobs(subs: list[classroom.Submission], out: Path, args, on_report) -> No
                 sub = pending.pop(0)
                 running.append(Job(sub, _report_path(sub, out, used), args))
             for job in list(running):
-                finished, report = job.poll()
+                finished, report = job.poll([j for j in running if j is not job])
                 if finished:
                     running.remove(job)
                     if report is not None:

@@ -9,8 +9,8 @@ or reordering functions does not hide copying here:
 2. **Fingerprint** it (winnowing, as in MOSS: Schleimer, Wilkerson and Aiken, SIGMOD 2003): hash
    every run of ``k`` tokens, keep the minimum hash of every window of ``w`` hashes.
 3. **Discount what everyone shares**: fingerprints of the handed-out exercise (the stubs and
-   the given code) and those found in more than half of the class (idioms, the course's own
-   style) are dropped.
+   the given code) and, in a class of ten or more, those found in more than half of it (idioms,
+   the course's own style) are dropped.
 4. **Score** a pair by containment: shared fingerprints over the smaller submission's
    fingerprints; flag pairs above a threshold that share at least ``min_shared`` fingerprints.
 
@@ -81,7 +81,7 @@ def compare(sources: dict[str, str], starter: str = "", threshold: float = 0.7, 
     """Pairs of ``sources`` (student -> code) at or above ``threshold``, most similar first."""
     prints = {s: fingerprints(normalise(code)) for s, code in sources.items()}
     common = fingerprints(normalise(starter)) if starter else set()
-    if len(prints) >= 3:
+    if len(prints) >= 10:   # in a small class, what two share is no idiom
         counts: dict[int, int] = {}
         for fp in prints.values():
             for h in fp:
