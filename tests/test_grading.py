@@ -362,7 +362,8 @@ def test_master_free_response_cells_keep_the_model_answer_and_rubric_for_the_ins
     roles = [(c.metadata.get("mmcourse", {}).get("role"), c.source) for c in student.cells]
     assert roles == [(None, "x = 1"), ("question", "Why does it work?"),
                      ("answer", masters.ANSWER_PLACEHOLDER)]
-    assert student.cells[1].metadata["mmcourse"] == {"free_response": "fr1", "role": "question", "points": 3.0}
+    assert student.cells[1].metadata["mmcourse"] == {"free_response": "fr1", "role": "question",
+                                                     "points": 3.0}
     assert [c.source for c in teacher.cells][2:] == ["Because the weights sum to one.",
                                                      "- 3 points: says the weights sum to one"]
     master.write_text("# %% [markdown] answer fr9\n# text\n")
