@@ -26,8 +26,19 @@ import jsonschema
 import nbformat
 import pytest
 
-from mmcourse.grading import canvas, classroom, demo_class, feedback, free_response, gradescope, late
-from mmcourse.grading import masters, problems, runner, similarity
+from mmcourse.grading import (
+    canvas,
+    classroom,
+    demo_class,
+    feedback,
+    free_response,
+    gradescope,
+    late,
+    masters,
+    problems,
+    runner,
+    similarity,
+)
 
 pytestmark = pytest.mark.usefixtures("bubblewrap")
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,7 +130,8 @@ def test_jobs_run_submissions_in_parallel_and_report_as_each_completes(tmp_path,
         (subs / name).mkdir(parents=True)
         nb = nbformat.v4.new_notebook()
         nb.metadata["mmcourse"] = {"exercise": EXERCISE}
-        nb.cells = [nbformat.v4.new_code_cell("def attention(q, k, v, mask=None):\n    while True:\n        pass")]
+        hang = "def attention(q, k, v, mask=None):\n    while True:\n        pass"
+        nb.cells = [nbformat.v4.new_code_cell(hang)]
         nbformat.write(nb, str(subs / name / "work.ipynb"))
     out = tmp_path / "out"
     start = time.perf_counter()
@@ -137,7 +149,8 @@ def test_jobs_run_submissions_in_parallel_and_report_as_each_completes(tmp_path,
 def test_late_policy_counts_started_days_extensions_grace_and_a_cut_off(tmp_path):
     policy_file = tmp_path / "policy.toml"
     policy_file.write_text('deadline = "2026-12-01T23:59:00+00:00"\npenalty_per_day = 0.25\n'
-                           'max_days_late = 2\ngrace_minutes = 5\n[extensions]\nalice = 2026-12-03T23:59:00Z\n')
+                           'max_days_late = 2\ngrace_minutes = 5\n'
+                           '[extensions]\nalice = 2026-12-03T23:59:00Z\n')
     policy = late.LatePolicy.load(policy_file)
     at = lambda s: datetime.fromisoformat(s).replace(tzinfo=UTC)   # noqa: E731
     assert policy.days_late("bob", at("2026-12-02T00:03:00")) == 0           # inside the grace
@@ -174,8 +187,8 @@ def test_class_layouts_name_the_student(tmp_path):
 # ------------------------------------------------------------------------------ feedback
 def test_feedback_gives_the_kind_of_failure_and_the_hint_but_no_hidden_case():
     part = runner.PartReport("q1", "attention", 4, 1.0, 1, 4,
-                             "1/4 hidden cases pass; first failure: hidden case 2: the result: expected shape "
-                             "(3, 7, 2), got (3, 2)")
+                             "1/4 hidden cases pass; first failure: hidden case 2: the result: "
+                             "expected shape (3, 7, 2), got (3, 2)")
     line = feedback.part_feedback(part, "mind the mask")
     assert "1/4 hidden cases pass" in line and "wrong shape" in line and "Hint: mind the mask" in line
     assert "(3, 7, 2)" not in line
@@ -216,7 +229,8 @@ def test_free_response_answers_are_collected_per_question_and_marks_merge_back(t
     scores = out / EXERCISE / "fr1_scores.csv"
     assert [r["student"] for r in csv.DictReader(scores.open())] == ["ann", "ben", "cy"]
     scores.write_text("student,score,comment\nann,3,good\nben,,\ncy,1.5,partly\n")
-    assert free_response.read_scores(out, root) == {("ann", EXERCISE): {"fr1": 3.0}, ("cy", EXERCISE): {"fr1": 1.5}}
+    assert free_response.read_scores(out, root) == {("ann", EXERCISE): {"fr1": 3.0},
+                                                    ("cy", EXERCISE): {"fr1": 1.5}}
     free_response.collect({EXERCISE: list(paths.items())}, out, root)
     assert "ann,3,good" in scores.read_text()                      # the instructor's marks are kept
     scores.write_text("student,score,comment\nann,4,too many\n")
