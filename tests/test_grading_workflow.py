@@ -13,6 +13,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import stat
 import subprocess
@@ -288,7 +289,7 @@ def test_gradescope_bundle_runs_and_writes_results_in_the_documented_format(tmp_
         ex = problems.get_exercise(EXERCISE)
         assert [t["max_score"] for t in data["tests"]] == [p.points for p in ex.parts]
         assert data["score"] == (ex.points if want == "full" else 0)
-        assert all("hidden case" not in t["output"] for t in data["tests"])
+        assert not [t for t in data["tests"] if re.search(r"hidden case \d+:", t["output"])]
     sample = json.loads((ROOT / "docs" / "grading" / "gradescope_results_sample.json").read_text())
     jsonschema.validate(sample, GRADESCOPE_SCHEMA)
 

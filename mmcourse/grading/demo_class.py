@@ -2,7 +2,7 @@
 
 ``make(folder, exercise, n)`` writes ``n`` students' submissions of ``exercise``, one folder per
 student, built from the course's own exercise and solution notebooks: some hand in the solution,
-some the untouched exercise, some solve the first part only, one copies a classmate with every
+some the untouched exercise, some solve the first or the last part only, one copies a classmate with every
 variable renamed and comments added, one hands in a function that never returns; a ``policy.toml``
 (deadline, 10 % per day, 3 days at most) and a ``submitted.csv`` with two late students come with
 it. It returns what each student should score, so a test can check the grader against it.
@@ -30,7 +30,7 @@ DEADLINE = "2026-12-01T23:59:00+00:00"
 @dataclass(frozen=True)
 class Student:
     name: str
-    kind: str            # solution, untouched, first_part, renamed_copy, hangs
+    kind: str            # solution, untouched, first_part, last_part, renamed_copy, hangs
     days_late: int
     expected_score: float
 
@@ -93,8 +93,8 @@ def make(folder: Path, exercise: str = "04_attention", n: int = 30,
                     cell.source = transform(cell.source)
         return out
 
-    kinds = ["solution", "renamed_copy", "hangs"] + ["first_part"] * (n // 4) + ["untouched"] * (n // 3)
-    kinds += ["solution"] * (n - len(kinds))
+    kinds = ["solution", "renamed_copy", "hangs"] + ["first_part", "last_part"] * (n // 3)
+    kinds += ["untouched"] * (n - len(kinds))
     students, late = [], {3: 1, 5: 5}    # student index -> days late
     class_dir = Path(folder) / "class"
     for i, kind in enumerate(kinds[:n]):
@@ -105,6 +105,8 @@ def make(folder: Path, exercise: str = "04_attention", n: int = 30,
             nb, score = with_solution_of(blank, functions, _rename_locals), ex.points
         elif kind == "first_part":
             nb, score = with_solution_of(blank, {first.function}), first.points
+        elif kind == "last_part":
+            nb, score = with_solution_of(blank, {ex.parts[-1].function}), ex.parts[-1].points
         elif kind == "hangs":
             nb = with_solution_of(blank, set())
             for cell in nb.cells:
