@@ -17,7 +17,12 @@ Modules: ``problems`` (the exercises, parts, points, case generators, references
 own uid, process limits, sweeping), ``execute`` (nbclient run in a fresh kernel), ``codec`` (safe
 wire format + comparison), ``degenerate`` (cases a constant passes), ``runner`` (one report per
 submission, the gradebook), ``worker`` (one submission in its own process), ``masters``
-(single-source generation), ``cli``.
+(single-source generation), ``cli``; around them, the instructor's workflow for a class:
+``classroom`` (who handed in what, when), ``late`` (deadline, extensions, penalty),
+``feedback`` (per-student pages without hidden cases), ``free_response`` (answers collected,
+rubric marks merged), ``canvas`` (the gradebook import CSV), ``gradescope`` (the autograder
+bundle and its ``results.json``), ``similarity`` (pairs to read side by side) and
+``demo_class`` (a synthetic class to try it all on).
 
 Threat model
 ------------

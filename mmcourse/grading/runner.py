@@ -68,6 +68,7 @@ class Report:
     seconds: float
     seed: int
     extracted_source: str = ""
+    student: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -289,17 +290,26 @@ def submissions(paths) -> list[Path]:
     return found
 
 
-def write_gradebook(reports: list[Report], path) -> None:
-    """One CSV row per submission: its total, every part's score, the notebook run status
-    (written to a temporary file, then renamed into place)."""
+EXTRA = ("student", "free_response", "submitted_at", "time_source", "days_late", "factor", "final")
+
+
+def write_gradebook(reports: list[Report], path, extras: list[dict] | None = None) -> None:
+    """One CSV row per submission: its total, every part's score, the notebook run status and,
+    for a class (``extras``, from ``cli``), the student, free-response marks, lateness and the
+    final score (written to a temporary file, then renamed into place)."""
     ids = sorted({p.id for r in reports for p in r.parts})
+    frees = sorted({q for x in extras or [] for q in x.get("free", {})})
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["submission", "exercise", "score", "max_score", *ids, "notebook_run", "seconds"])
-        for r in reports:
+        w.writerow(["submission", "exercise", "score", "max_score", *ids, "notebook_run", "seconds",
+                    *([*EXTRA, *frees] if extras else [])])
+        for k, r in enumerate(reports):
             by_id = {p.id: p.score for p in r.parts}
-            w.writerow([r.submission, r.exercise, r.score, r.max_score, *(by_id.get(i, "") for i in ids),
-                        r.execution.get("status", ""), r.seconds])
+            row = [r.submission, r.exercise, r.score, r.max_score, *(by_id.get(i, "") for i in ids),
+                   r.execution.get("status", ""), r.seconds]
+            if extras:
+                row += [extras[k].get(c, "") for c in EXTRA] + [extras[k]["free"].get(q, "") for q in frees]
+            w.writerow(row)
     tmp.replace(path)   # whole or not at all, even if the batch is interrupted
