@@ -126,8 +126,8 @@ def write(dst: Path, nb: dict | None, note: str) -> None:
 def chapter_note(path: Path, exercise: Path | None, exercise_title: str | None) -> str:
     run_it = (f"This page shows `notebooks/{path.name}` with the outputs stored in the repository. "
               "To run it yourself, from the repository root run `python3 course.py lab` (it sets "
-              f"up `.venv/` and opens JupyterLab on `notebooks/`), open `{path.name}` and choose "
-              "*Run ▸ Run All Cells*.")
+              "up `.venv/` and opens JupyterLab at the repository root, on chapter 00), open "
+              f"`notebooks/{path.name}` and choose *Run ▸ Run All Cells*.")
     if exercise:
         practise = (f"**Exercise:** [{exercise_title}](../exercises/{exercise.name}) — graded; "
                     "see [Graded exercises](../exercises.md) for how.")
@@ -140,9 +140,9 @@ def exercise_note(path: Path, chapter: Path | None, chapter_title: str | None) -
     back = f"It goes with chapter [{chapter_title}](../notebooks/{chapter.name}). " if chapter else ""
     return (":::{admonition} Work on this exercise\n:class: note\n\n"
             f"{back}Hand-out notebook `exercises/{path.name}`: fill in the stubs, and each "
-            "`check(...)` cell tests your code on public cases at once. Open it with "
-            f"`.venv/bin/jupyter lab exercises/{path.name}` from the repository root (after "
-            "`python3 course.py lab` has made `.venv/`). Instructors grade it on hidden cases: "
+            "`check(...)` cell tests your code on public cases at once. Open it in "
+            "`python3 course.py lab` (JupyterLab at the repository root: the `exercises/` folder, "
+            "or the closing link of its chapter). Instructors grade it on hidden cases: "
             "see [Graded exercises](../exercises.md).\n:::\n")
 
 
