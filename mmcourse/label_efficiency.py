@@ -34,8 +34,8 @@ from mmcourse.tensors import model_device
 
 METHODS = ("probe", "finetune", "scratch")
 
-__all__ = ["METHODS", "few_shot_indices", "frozen_features", "probe_experiment", "run_label_efficiency",
-           "summarise", "train_classifier"]
+__all__ = ["METHODS", "counting_embeddings", "few_shot_indices", "first_k_per_class", "frozen_features",
+           "probe_accuracy", "run_label_efficiency", "summarise", "train_classifier"]
 
 
 def few_shot_indices(labels: Tensor, k: int, seed: int = 0) -> Tensor:
@@ -151,18 +151,42 @@ def summarise(records: Sequence[dict]) -> list[dict]:
     return out
 
 
-def probe_experiment(k: int, seed: int, *, C: float = 0.1, name: str = "shapes_clip") -> float:
-    """A small linear-probe run (the exercise's experiment): the shipped ``name`` checkpoint's
-    frozen image tower, the counting task (pool ``load_counting(20, seed=seed)``, test
-    ``load_counting(40, seed=seed + 100)``), ``k`` labels per class drawn by
-    ``few_shot_indices(pool labels, k, seed)``, ``LinearProbe(C=C)``; returns test accuracy."""
+
+def first_k_per_class(labels: Tensor, k: int, n_classes: int) -> Tensor:
+    """The indices of the first ``k`` examples of each class ``0..n_classes-1``, class by class
+    (a deterministic few-label draw: the order of ``labels`` is already random)."""
+    y = torch.as_tensor(labels).long()
+    out = []
+    for c in range(n_classes):
+        rows = torch.nonzero(y == c).flatten()[:k]
+        if len(rows) < k:
+            raise ValueError(f"class {c} has {len(rows)} examples, fewer than k={k}")
+        out.append(rows)
+    return torch.cat(out)
+
+
+def probe_accuracy(pool_emb: Tensor, pool_labels: Tensor, test_emb: Tensor, test_labels: Tensor, k: int,
+                   *, C: float = 10.0, steps: int = 300, lr: float = 2.0) -> float:
+    """The exercise's experiment: a probe on ``k`` labels per class of frozen embeddings (the
+    first ``k`` of each class, ``first_k_per_class``), fitted by ``logistic_regression_gd``;
+    its test accuracy."""
+    from mmcourse.probe import logistic_regression_gd
+
+    n_classes = int(pool_labels.max()) + 1
+    idx = first_k_per_class(pool_labels, k, n_classes)
+    W, b = logistic_regression_gd(pool_emb[idx], pool_labels[idx], n_classes, C=C, steps=steps, lr=lr)
+    return ((test_emb.float() @ W.T + b).argmax(1) == test_labels).float().mean().item()
+
+
+@torch.no_grad()
+def counting_embeddings(seed: int, n_pool: int = 10, n_test: int = 30, name: str = "shapes_clip"):
+    """``(pool_emb, pool_labels, test_emb, test_labels)``: the shipped checkpoint's unit image
+    embeddings of two counting sets (``load_counting(n_pool, seed=seed)`` and
+    ``load_counting(n_test, seed=seed + 100)``)."""
     from mmcourse import pretrained
     from mmcourse.data.shapes.holdout import load_counting
 
-    encoder = pretrained.load(name).image_encoder
-    pool, test = load_counting(20, seed=seed), load_counting(40, seed=seed + 100, name="test")
-    idx = few_shot_indices(pool.tensors["label"], k, seed)
-    z_pool = frozen_features(encoder, pool.tensors["image"])
-    z_test = frozen_features(encoder, test.tensors["image"])
-    probe = LinearProbe(z_pool.shape[1], 3, C=C).fit(z_pool[idx], pool.tensors["label"][idx])
-    return (probe.predict(z_test) == test.tensors["label"]).float().mean().item()
+    model = pretrained.load(name)
+    pool, test = load_counting(n_pool, seed=seed), load_counting(n_test, seed=seed + 100, name="test")
+    return (model.encode_image(pool.tensors["image"]), pool.tensors["label"],
+            model.encode_image(test.tensors["image"]), test.tensors["label"])

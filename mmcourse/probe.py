@@ -27,7 +27,7 @@ from torch import Tensor, nn
 
 from mmcourse.models.output import ModelOutput
 
-__all__ = ["LinearProbe", "fit_logistic_regression"]
+__all__ = ["LinearProbe", "fit_logistic_regression", "logistic_regression_gd"]
 
 
 def _check_xy(features: Tensor, labels: Tensor, where: str) -> None:
@@ -120,3 +120,26 @@ class LinearProbe(nn.Module):
         if not self.fitted:
             raise RuntimeError("LinearProbe.predict before fit(): call probe.fit(features, labels)")
         return self(features).logits.argmax(1)
+
+
+def logistic_regression_gd(features: Tensor, labels: Tensor, n_classes: int, *, C: float = 1.0,
+                           steps: int = 200, lr: float = 0.1) -> tuple[Tensor, Tensor]:
+    """The same objective, scaled by ``1/(Cn)``, minimised by plain full-batch gradient descent
+    from ``W = 0, b = 0`` with the gradient written out (what exercise 11 asks for):
+
+        P = softmax(Z W^T + b),   G = (P − Y) / n            (Y the one-hot labels)
+        W ← W − lr · (G^T Z + W / (C n)),    b ← b − lr · Σ_i G_i
+
+    ``steps`` updates; with enough of them it reaches ``fit_logistic_regression``'s minimum."""
+    _check_xy(features, labels, "logistic_regression_gd")
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+    z = features.detach().double().cpu()
+    y = F.one_hot(labels.detach().long().cpu(), n_classes).double()
+    n = len(z)
+    W = torch.zeros(n_classes, z.shape[1], dtype=torch.float64)
+    b = torch.zeros(n_classes, dtype=torch.float64)
+    for _ in range(steps):
+        G = (torch.softmax(z @ W.T + b, dim=1) - y) / n
+        W, b = W - lr * (G.T @ z + W / (C * n)), b - lr * G.sum(0)
+    return W.float(), b.float()

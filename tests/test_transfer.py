@@ -11,10 +11,16 @@ import pytest
 import torch
 
 from mmcourse import pretrained
-from mmcourse.label_efficiency import few_shot_indices, run_label_efficiency, summarise
+from mmcourse.label_efficiency import (
+    few_shot_indices,
+    first_k_per_class,
+    probe_accuracy,
+    run_label_efficiency,
+    summarise,
+)
 from mmcourse.models.av_contrastive import AudioVisualEncoder
 from mmcourse.models.retrieval import DualEncoder
-from mmcourse.probe import LinearProbe, fit_logistic_regression
+from mmcourse.probe import LinearProbe, fit_logistic_regression, logistic_regression_gd
 
 
 # -- the linear probe is scikit-learn's logistic regression --------------------------------------
@@ -64,6 +70,17 @@ def test_two_classes_are_scikit_learns_binary_model_at_twice_c():
     assert np.allclose(probs, ref.predict_proba(x), atol=1e-3)
 
 
+def test_gradient_descent_reaches_the_same_minimum_and_step_zero_is_uniform():
+    g = torch.Generator().manual_seed(3)
+    y = torch.arange(40) % 4
+    x = torch.randn(40, 5, generator=g) + 2 * torch.randn(4, 5, generator=g)[y]
+    W, b = fit_logistic_regression(x, y, 4, C=0.5)
+    Wg, bg = logistic_regression_gd(x, y, 4, C=0.5, steps=4000, lr=0.2)
+    assert torch.allclose(torch.softmax(x @ Wg.T + bg, 1), torch.softmax(x @ W.T + b, 1), atol=2e-3)
+    W0, b0 = logistic_regression_gd(x, y, 4, steps=0)
+    assert torch.equal(W0, torch.zeros(4, 5)) and torch.equal(b0, torch.zeros(4))
+
+
 def test_linear_probe_errors():
     probe = LinearProbe(3, 2)
     with pytest.raises(RuntimeError, match="before fit"):
@@ -89,6 +106,18 @@ def test_few_shot_indices_draw_k_per_class_reproducibly():
         few_shot_indices(labels, 6)
     with pytest.raises(ValueError, match="k \\(labels per class\\)"):
         few_shot_indices(labels, 0)
+
+
+def test_first_k_per_class_and_probe_accuracy():
+    labels = torch.tensor([2, 0, 1, 0, 2, 1, 0, 1, 2])
+    assert first_k_per_class(labels, 2, 3).tolist() == [1, 3, 2, 5, 0, 4]
+    with pytest.raises(ValueError, match="class 0 has 3 examples, fewer than k=4"):
+        first_k_per_class(labels, 4, 3)
+    centres = torch.eye(3, 8)
+    g = torch.Generator().manual_seed(0)
+    test_y = torch.arange(60) % 3
+    test = centres[test_y] + 0.1 * torch.randn(60, 8, generator=g)
+    assert probe_accuracy(centres[labels], labels, test, test_y, 1) == 1.0
 
 
 def test_summarise_gives_the_mean_and_a_student_t_interval():
