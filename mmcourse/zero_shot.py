@@ -25,18 +25,22 @@ from mmcourse.models.zero_shot import (
     class_embeddings,
     encode_prompts,
     fill_templates,
+    zero_shot_predict,
     zero_shot_scores,
 )
 
-#: Prompt sets compared in the chapter: a partial caption, one full caption, and the ensemble
-#: of every full caption (all sizes and all values of the other attribute).
+#: Prompt sets compared in the chapter: a partial caption, one full caption, and every full
+#: caption (all sizes and all values of the other attribute) pooled two ways: the mean of their
+#: embeddings (CLIP's ensemble) and the best of them (``reduce="max"``).
 TEMPLATES = {
-    "colour": {"'a {colour}'": ["a {colour}"],
-               "'a large {colour} circle'": ["a large {colour} circle"],
-               "ensemble of 8": ["a {size} {colour} {kind}"]},
-    "kind": {"'a {kind}'": ["a {kind}"],
-             "'a large red {kind}'": ["a large red {kind}"],
-             "ensemble of 12": ["a {size} {colour} {kind}"]},
+    "colour": {"'a {colour}'": (["a {colour}"], "mean"),
+               "'a large {colour} circle'": (["a large {colour} circle"], "mean"),
+               "ensemble of 8, mean": (["a {size} {colour} {kind}"], "mean"),
+               "ensemble of 8, max": (["a {size} {colour} {kind}"], "max")},
+    "kind": {"'a {kind}'": (["a {kind}"], "mean"),
+             "'a large red {kind}'": (["a large red {kind}"], "mean"),
+             "ensemble of 12, mean": (["a {size} {colour} {kind}"], "mean"),
+             "ensemble of 12, max": (["a {size} {colour} {kind}"], "max")},
 }
 
 __all__ = ["TEMPLATES", "attribute_accuracy", "image_embeddings", "prototype_accuracy", "template_table"]
@@ -69,15 +73,15 @@ def _check_objects(objects, attribute: str) -> None:
 
 
 def attribute_accuracy(model, objects, attribute: str, templates: str | Sequence[str],
-                       image_emb: Tensor | None = None) -> dict[str, float]:
-    """Zero-shot accuracy at naming ``attribute`` with the prompts of ``templates``:
-    ``{"seen": ..., "unseen": ..., "all": ..., "gap": seen - unseen}``. ``image_emb`` may be
-    passed to avoid re-embedding the same images."""
+                       image_emb: Tensor | None = None, reduce: str = "mean") -> dict[str, float]:
+    """Zero-shot accuracy at naming ``attribute`` with the prompts of ``templates`` pooled by
+    ``reduce`` (``zero_shot_predict``): ``{"seen": ..., "unseen": ..., "all": ...,
+    "gap": seen - unseen}``. ``image_emb`` may be passed to avoid re-embedding the images."""
     _check_objects(objects, attribute)
     prompts, classes = fill_templates(templates, attribute)
     u = image_emb if image_emb is not None else image_embeddings(model, objects.tensors["image"])
-    w = class_embeddings(encode_prompts(model, prompts), classes, len(ATTRIBUTES[attribute]))
-    correct = (zero_shot_scores(u, w).argmax(1) == objects.tensors[attribute]).float()
+    pred = zero_shot_predict(u, encode_prompts(model, prompts), classes, len(ATTRIBUTES[attribute]), reduce)
+    correct = (pred == objects.tensors[attribute]).float()
     seen = objects.tensors["seen"].bool()
     out = {"seen": correct[seen].mean().item(), "unseen": correct[~seen].mean().item(),
            "all": correct.mean().item()}
@@ -85,17 +89,17 @@ def attribute_accuracy(model, objects, attribute: str, templates: str | Sequence
     return out
 
 
-def template_table(model, objects, templates: Mapping[str, Mapping[str, Sequence[str]]] | None = None
+def template_table(model, objects, templates: Mapping[str, Mapping[str, tuple]] | None = None
                    ) -> list[dict]:
     """One row per (attribute, prompt set): ``{"attribute", "prompts", "seen", "unseen", "all",
-    "gap"}``, for the prompt sets of ``TEMPLATES`` by default."""
+    "gap"}``, for the prompt sets of ``TEMPLATES`` (label → (templates, reduce)) by default."""
     templates = TEMPLATES if templates is None else templates
     u = image_embeddings(model, objects.tensors["image"])
     rows = []
     for attribute, sets in templates.items():
-        for label, temps in sets.items():
+        for label, (temps, reduce) in sets.items():
             rows.append({"attribute": attribute, "prompts": label,
-                         **attribute_accuracy(model, objects, attribute, temps, image_emb=u)})
+                         **attribute_accuracy(model, objects, attribute, temps, image_emb=u, reduce=reduce)})
     return rows
 
 

@@ -56,7 +56,7 @@ def train_shapes_clip(prof: config.Profile, *, n_train: int | None = None, epoch
     meta = {"profile": prof.name, "n_train": n_train, "epochs": epochs, "batch_size": 128, "lr": 2e-3,
             "seed": seed, "max_shapes": MAX_SHAPES, "held_out": [list(c) for c in HELD_OUT],
             "train_seconds": round(seconds, 1), "device": str(config.device()),
-            "machine": platform.machine(), "torch": torch.__version__,
+            "machine": platform.machine(), "torch": str(torch.__version__),
             "final_val_loss": round(history.records[-1]["val_loss"], 4),
             "zero_shot": [{k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()}
                           for r in rows]}

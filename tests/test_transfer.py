@@ -229,3 +229,14 @@ def test_av_pretraining_learns_digits_without_labels():
     acc = prototype_accuracy(model, av.test.tensors["image"], av.test.tensors["label"],
                              av.train.tensors["audio"][:200], av.train.tensors["label"][:200])
     assert acc >= 0.5
+
+
+def test_checkpoints_ship_with_the_package():
+    import tomllib
+
+    root = pretrained.FOLDER.parents[1]
+    data = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-data"]
+    assert {"*.pt", "*.sha256"} <= set(data["mmcourse.checkpoints"])
+    assert (pretrained.FOLDER / "__init__.py").is_file()  # a package, so that setuptools finds it
+    for name in pretrained.available():
+        assert (pretrained.FOLDER / f"{name}.sha256").is_file(), name

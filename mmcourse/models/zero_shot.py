@@ -11,7 +11,13 @@ then score a class by cosine similarity and predict the best one:
 
     s_c(x) = u · w_c,          ŷ(x) = argmax_c s_c(x),          P(c | x) = softmax_c(τ⁻¹ s_c(x)).
 
-With one prompt per class (``|P_c| = 1``) this is plain prompting. The same rule classifies
+With one prompt per class (``|P_c| = 1``) this is plain prompting. Averaging is one way to
+pool a class's prompts; the other is to score a class by its *best* prompt,
+
+    s_c^max(x) = max_{p ∈ P_c} u · v_p,
+
+i.e. classify over the fine-grained prompts ("a small green triangle") and read off the class
+(``reduce="max"``). The same rule classifies
 with *prototypes* of another modality: ``w_c`` the mean embedding of a few spoken examples of
 digit ``c`` (chapter 11's audio-visual zero-shot).
 
@@ -44,7 +50,7 @@ ATTRIBUTES = {
 }
 
 __all__ = ["ATTRIBUTES", "ZeroShotClassifier", "class_embeddings", "encode_prompts", "fill_templates",
-           "zero_shot_predict", "zero_shot_scores"]
+           "max_prompt_scores", "zero_shot_predict", "zero_shot_scores"]
 
 
 def _check_2d(x: Tensor, name: str, where: str) -> None:
@@ -94,8 +100,23 @@ def zero_shot_scores(image_emb: Tensor, class_emb: Tensor) -> Tensor:
     return F.normalize(image_emb.float(), dim=-1) @ F.normalize(class_emb.float(), dim=-1).T
 
 
-def zero_shot_predict(image_emb: Tensor, prompt_emb: Tensor, prompt_class, n_classes: int) -> Tensor:
-    """``ŷ(x) = argmax_c cos(u_x, w_c)`` with the ensembled ``w_c``: ``(N,)`` long."""
+def max_prompt_scores(image_emb: Tensor, prompt_emb: Tensor, prompt_class, n_classes: int) -> Tensor:
+    """``s_c^max(x) = max_{p ∈ P_c} cos(u_x, v_p)``: each class scored by its best prompt, ``(N, C)``."""
+    cls = torch.as_tensor(prompt_class, dtype=torch.long)
+    class_embeddings(prompt_emb, cls, n_classes)  # the same checks (every class has a prompt, ...)
+    sims = zero_shot_scores(image_emb, prompt_emb)
+    return torch.stack([sims[:, cls == c].amax(dim=1) for c in range(n_classes)], dim=1)
+
+
+def zero_shot_predict(image_emb: Tensor, prompt_emb: Tensor, prompt_class, n_classes: int,
+                      reduce: str = "mean") -> Tensor:
+    """``ŷ(x) = argmax_c cos(u_x, w_c)`` with the ensembled ``w_c`` (``reduce="mean"``), or
+    ``argmax_c s_c^max(x)`` (``reduce="max"``): ``(N,)`` long."""
+    if reduce == "max":
+        return max_prompt_scores(image_emb, prompt_emb, prompt_class, n_classes).argmax(1)
+    if reduce != "mean":
+        raise ValueError(f"reduce must be 'mean' (average the prompt embeddings) or 'max' (best prompt), "
+                         f"got {reduce!r}")
     return zero_shot_scores(image_emb, class_embeddings(prompt_emb, prompt_class, n_classes)).argmax(1)
 
 
