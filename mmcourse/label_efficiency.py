@@ -2,8 +2,10 @@
 
 With ``k`` labelled examples per class of a task the pretraining never trained on, compare
 
-* **linear probe** -- freeze the pretrained image tower ``f``, fit logistic regression on
-  ``z = f(x)`` (``mmcourse.probe``);
+* **linear probe** -- freeze the pretrained image tower, fit logistic regression on features
+  ``z = f(x)`` (``mmcourse.probe``); for counting, the tower's convolutional feature map summed
+  over positions, ``z_c = Σ_{i,j} F_c[i, j]`` (``SumPooled``), which grows with the number of
+  objects, is a far better input than the tower's dense output;
 * **fine-tuning** -- start from the pretrained tower, add a linear head, train everything;
 * **from scratch** -- the same network from a random initialisation,
 
@@ -34,8 +36,20 @@ from mmcourse.tensors import model_device
 
 METHODS = ("probe", "finetune", "scratch")
 
-__all__ = ["METHODS", "counting_embeddings", "few_shot_indices", "first_k_per_class", "frozen_features",
-           "probe_accuracy", "run_label_efficiency", "summarise", "train_classifier"]
+__all__ = ["METHODS", "SumPooled", "counting_embeddings", "few_shot_indices", "first_k_per_class",
+           "frozen_features", "probe_accuracy", "run_label_efficiency", "summarise", "train_classifier"]
+
+
+class SumPooled(nn.Module):
+    """``z_c = Σ_{i,j} F_c[i, j]``: a ``ConvEncoder``'s feature map ``F`` summed over positions,
+    ``(B, channels)`` -- frozen features for a linear probe."""
+
+    def __init__(self, encoder: nn.Module):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.encoder.grid(x).sum(dim=1)
 
 
 def few_shot_indices(labels: Tensor, k: int, seed: int = 0) -> Tensor:
@@ -87,10 +101,12 @@ def train_classifier(encoder: nn.Module, train: ModalDataset, n_classes: int, *,
 def run_label_efficiency(encoder: nn.Module, make_encoder: Callable[[], nn.Module], pool: ModalDataset,
                          test: ModalDataset, *, ks: Sequence[int] = (1, 5, 10, 100),
                          seeds: Sequence[int] = (0, 1, 2), methods: Sequence[str] = METHODS,
-                         steps: int = 120, C: float = 0.1, progress: bool = True) -> list[dict]:
+                         steps: int = 120, C: float = 1.0, probe_features: nn.Module | None = None,
+                         progress: bool = True) -> list[dict]:
     """Test accuracy of each method at each ``k`` and seed: records ``{method, k, seed, accuracy}``.
 
     ``encoder``: the pretrained tower ``f`` (not modified: fine-tuning trains a copy);
+    ``probe_features``: what the probe reads (default ``SumPooled(encoder)``);
     ``make_encoder()``: a freshly initialised tower of the same shape (from scratch); ``pool``:
     labelled training scenes to draw ``k`` per class from; ``test``: where accuracy is measured.
     """
@@ -105,8 +121,9 @@ def run_label_efficiency(encoder: nn.Module, make_encoder: Callable[[], nn.Modul
     n_classes = int(pool.tensors["label"].max()) + 1
     test_xy = test.select(["image", "label"])
     y_test = test.tensors["label"]
-    z_pool = frozen_features(encoder, pool.tensors["image"]) if "probe" in methods else None
-    z_test = frozen_features(encoder, test.tensors["image"]) if "probe" in methods else None
+    probe_features = SumPooled(encoder) if probe_features is None else probe_features
+    z_pool = frozen_features(probe_features, pool.tensors["image"]) if "probe" in methods else None
+    z_test = frozen_features(probe_features, test.tensors["image"]) if "probe" in methods else None
     records = []
     grid = [(k, s, m) for k in ks for s in seeds for m in methods]
     for k, seed, method in tqdm(grid, desc="label efficiency", disable=not progress):

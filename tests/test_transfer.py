@@ -120,6 +120,15 @@ def test_first_k_per_class_and_probe_accuracy():
     assert probe_accuracy(centres[labels], labels, test, test_y, 1) == 1.0
 
 
+def test_sum_pooled_features_are_the_feature_map_summed_over_positions():
+    from mmcourse.label_efficiency import SumPooled, frozen_features
+
+    enc = DualEncoder(20, width=4).image_encoder
+    x = torch.rand(3, 3, 32, 32)
+    z = frozen_features(SumPooled(enc), x)
+    assert z.shape == (3, 8) and torch.allclose(z, enc.features(x).sum((2, 3)), atol=1e-5)
+
+
 def test_summarise_gives_the_mean_and_a_student_t_interval():
     from scipy import stats
 
