@@ -249,3 +249,11 @@ def test_checkpoints_ship_with_the_package():
     assert (pretrained.FOLDER / "__init__.py").is_file()  # a package, so that setuptools finds it
     for name in pretrained.available():
         assert (pretrained.FOLDER / f"{name}.sha256").is_file(), name
+    # and git keeps them (a broad "checkpoints/" ignore rule once hid the folder)
+    import shutil
+    import subprocess
+
+    if shutil.which("git") and (root / ".git").exists():
+        ignored = subprocess.run(["git", "check-ignore", "-q", str(pretrained.FOLDER / "shapes_clip.pt")],
+                                 cwd=root, capture_output=True)
+        assert ignored.returncode == 1, "mmcourse/checkpoints/ is git-ignored: the checkpoint would not ship"
