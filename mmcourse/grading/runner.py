@@ -168,6 +168,12 @@ def warm_up() -> None:
     from IPython.core.inputtransformer2 import TransformerManager  # noqa: F401
 
 
+def case_timeouts(ex: problems.Exercise, case_timeout: float) -> dict[str, float]:
+    """Seconds each part's hidden case may take: ``case_timeout``, or an experiment part's own
+    larger allowance (``Part.case_timeout``)."""
+    return {p.id: max(case_timeout, p.case_timeout or 0.0) for p in ex.parts}
+
+
 def _score_part(part: problems.Part, expected: list, results: dict) -> PartReport:
     """Score one part; degenerate cases pay only next to a general one (``degenerate.py``)."""
     passed, failures, stubs, timeouts, ok = 0, [], 0, 0, []
@@ -229,7 +235,8 @@ def grade_notebook(path, *, exercise: str | None = None, timeout: float = DEFAUL
         notes.append(f"isolation: {isolation.warning()}")
     statements, dropped = extract.scan_module(extracted)
     notes.extend(dropped)
-    deadline = time.monotonic() + SUBMISSION_BUDGET + case_timeout * sum(len(c) for c in cases.values())
+    allowed = case_timeouts(ex, case_timeout)
+    deadline = time.monotonic() + SUBMISSION_BUDGET + sum(allowed[p] * len(c) for p, c in cases.items())
     # the report-only notebook run goes on in parallel with the sandboxed scoring
     pool = ThreadPoolExecutor(max_workers=1)
     running = pool.submit(execute, path, timeout) if run_notebook else None
@@ -251,6 +258,7 @@ def grade_notebook(path, *, exercise: str | None = None, timeout: float = DEFAUL
     if jobs:
         banned = tuple(sorted({name for p in ex.parts for name in p.forbidden}))
         results, sandbox_notes = sandbox.evaluate(statements, jobs, banned=banned, case_timeout=case_timeout,
+                                                  timeouts=allowed,
                                                   deadline=deadline)
         notes.extend(sandbox_notes)
         for part in ex.parts:
