@@ -187,7 +187,8 @@ def safe_builtins(outside=frozenset()):
                                                         ("__name__",)))
                 return mmcourse
             raise Blocked(f"{name} is not available to graded functions")
-        if parts[0] in BLOCKED or parts[0] in outside or BLOCKED_PARTS & set(parts) or BLOCKED_PARTS & set(fromlist or ()):
+        if (parts[0] in BLOCKED or parts[0] in outside or BLOCKED_PARTS & set(parts)
+                or BLOCKED_PARTS & set(fromlist or ())):
             raise Blocked(f"{name} is not available to graded functions")
         return real_import(name, globals, locals, fromlist, level)
 
