@@ -117,7 +117,8 @@ def make_corpus(n: int, seed: int, vocab: int = 8, max_len: int = 12):
     source[:, 0] = -1e9
     probs = torch.softmax(source, dim=-1)
     g = torch.Generator().manual_seed(seed)
-    out, prev, done = [[] for _ in range(n)], torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.bool)
+    out = [[] for _ in range(n)]
+    prev, done = torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.bool)
     for _ in range(max_len):
         nxt = torch.multinomial(probs[prev], 1, generator=g)[:, 0]
         for i in (~done).nonzero().flatten().tolist():

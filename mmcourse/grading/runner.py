@@ -13,7 +13,8 @@
    only;
 4. calls the student's functions on the hidden cases in a sandbox (``sandbox.py``, ``boot.py``):
    definitions first, then one case at a time with a nonce per answer, under a run-time ban of
-   the exercise's forbidden library functions, with wall-clock limits per case and per
+   the exercise's forbidden library functions (less what an experiment part is ``allowed``),
+   with wall-clock limits per case (an experiment part's own, if larger) and per
    submission; the decoded answers are compared here with the references of step 1.
 
 A part scores ``points × (hidden cases passed) / (hidden cases)``, except that cases on which a
@@ -257,8 +258,9 @@ def grade_notebook(path, *, exercise: str | None = None, timeout: float = DEFAUL
         jobs.extend((part.id, part.function, i, args) for i, args in enumerate(cases[part.id]))
     if jobs:
         banned = tuple(sorted({name for p in ex.parts for name in p.forbidden}))
+        narrower = {p.id: tuple(n for n in banned if n not in p.allowed) for p in ex.parts if p.allowed}
         results, sandbox_notes = sandbox.evaluate(statements, jobs, banned=banned, case_timeout=case_timeout,
-                                                  timeouts=allowed,
+                                                  timeouts=allowed, part_banned=narrower,
                                                   deadline=deadline)
         notes.extend(sandbox_notes)
         for part in ex.parts:

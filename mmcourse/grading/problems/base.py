@@ -29,6 +29,9 @@ class Part:
     #: an experiment part's own allowance per hidden case, in seconds (it trains or evaluates a
     #: model); the grader gives such a case the larger of this and its ``case_timeout``
     case_timeout: float | None = None
+    #: names the exercise's other parts forbid that this part's cases may call at run time (an
+    #: experiment that trains with the library's cross-entropy while another part writes its own)
+    allowed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
