@@ -101,8 +101,8 @@ def _ece_floor(probs, labels, n_bins):
     for b in range(n_bins + 1):
         inside = which == b
         if inside.any():
-            out += float(inside.sum()) / len(conf) * abs(float((pred[inside] == labels[inside]).double().mean()
-                                                               - conf[inside].double().mean()))
+            acc = (pred[inside] == labels[inside]).double().mean()
+            out += float(inside.sum()) / len(conf) * abs(float(acc - conf[inside].double().mean()))
     return out
 
 
@@ -145,7 +145,8 @@ def _pool_zero_start(x, kernel, stride=None):
     stride = stride or kernel
     b, c, h, w = x.shape
     cols = F.unfold(x.reshape(b * c, 1, h, w), kernel, stride=stride)
-    return cols.clamp(min=0).max(1).values.reshape(b, c, (h - kernel) // stride + 1, (w - kernel) // stride + 1)
+    h, w = (h - kernel) // stride + 1, (w - kernel) // stride + 1
+    return cols.clamp(min=0).max(1).values.reshape(b, c, h, w)
 
 
 def _rnn_ignoring_lengths(x, lengths, h0, W, U, b):
