@@ -290,3 +290,29 @@ def test_tensor_fusion_and_saliency_references_match_the_package():
             return ModelOutput(logits=torch.relu(batch["x"] @ W1.T + b1) @ W2.T + b2)
 
     assert torch.allclose(_saliency_ref(x, W1, b1, W2, b2), saliency(MLP(), {"x": x}, modality="x"))
+
+
+# ------------------------------------------------------------------------------ the grader's side
+def test_experiment_parts_import_the_package_get_their_time_and_their_allowed_loss(bubblewrap):
+    """What experiment parts rely on: the package (never ``mmcourse.grading``) in the sandbox, a
+    longer allowance per case, a name another part forbids, and named results compared per key."""
+    from mmcourse.grading import codec, sandbox
+
+    source = ("import time\nimport torch\nimport torch.nn.functional as F\n"
+              "from mmcourse.models import make_fusion\nimport mmcourse.metrics\n"
+              "def uses_grader(x):\n    import mmcourse.grading.references as r\n    return 1\n"
+              "def uses_package(x):\n"
+              "    return [make_fusion.__name__, mmcourse.metrics.accuracy([0, 1], [0, 1])]\n"
+              "def trains(x):\n    time.sleep(1.5)\n"
+              "    return float(F.cross_entropy(torch.zeros(1, 2), torch.tensor([x])))\n")
+    jobs = [("q1", "uses_grader", 0, (1,)), ("q2", "uses_package", 0, (1,)), ("q3", "trains", 0, (1,)),
+            ("q4", "trains", 0, (0,))]
+    results, _ = sandbox.evaluate([("cell 1", source)], jobs, banned=("cross_entropy",), case_timeout=1.0,
+                                  timeouts={"q3": 10.0, "q4": 10.0}, part_banned={"q3": ()})
+    assert "not available to graded functions" in results[("q1", 0)].error
+    assert results[("q2", 0)].value == ["make_fusion", 1.0]
+    assert results[("q3", 0)].value == pytest.approx(math.log(2))      # allowed, and given 10 s
+    assert "calls cross_entropy" in results[("q4", 0)].error          # the exercise's ban still holds
+    assert codec.compare({"a": 0.5, "b": 2}, {"a": 0.53, "b": 2}, 0.05, 0) is None
+    assert "['a']" in codec.compare({"a": 0.5, "b": 2}, {"a": 0.6, "b": 2}, 0.05, 0)
+    assert "keys" in codec.compare({"a": 0.5}, {"b": 0.5}, 0.05, 0)
