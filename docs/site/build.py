@@ -5,7 +5,7 @@
 Runs in the course's virtual environment (Sphinx, myst-nb, sphinx-book-theme, and MathJax from
 the ``jupyter-server-mathjax`` package). It lays out a source tree under ``build/site-src/``:
 
-* ``notebooks/``, ``exercises/`` -- copies of whatever ``NN_*.ipynb`` files exist (never
+* ``notebooks/``, ``exercises/`` -- copies of whatever ``NN_*.ipynb`` files exist (and the capstone; never
   ``solutions/``), each with one note added after its opening cell: how to open it locally and
   a link to the chapter's exercise (or, on an exercise, to its chapter and how it is graded);
 * ``index.md`` -- the README's introduction, set-up and data, then the syllabus, generated from
@@ -168,6 +168,11 @@ def write_notebooks(src: Path) -> tuple[list[tuple[int, str, str, Path | None]],
         write(src / "exercises" / path.name, notebooks[path],
               exercise_note(path, chapter, titles.get(chapter)))
         if notebooks[path] is not None:
+            pages.append(f"exercises/{path.stem}")
+    for path in sorted((ROOT / "exercises").glob("capstone*.ipynb")):   # the project after Part I
+        nb = load(path)
+        write(src / "exercises" / path.name, nb, exercise_note(path, None, None))
+        if nb is not None:
             pages.append(f"exercises/{path.stem}")
     return rows, pages
 

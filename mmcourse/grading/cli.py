@@ -50,10 +50,17 @@ from mmcourse.grading import (
 WORKER_SLACK = 120.0   # seconds a worker may take beyond its notebook run and hidden cases
 
 
-def _worker_limit(args) -> float:
-    cases = 40   # more than any exercise has
+def _worker_limit(args, path: Path) -> float:
+    """The worker's wall-clock limit: the notebook run, then every hidden case at its part's
+    allowance (an experiment part's own, ``runner.case_timeouts``), plus slack."""
     run = 0 if args.no_run else args.timeout + 30
-    return run + runner.SUBMISSION_BUDGET + args.case_timeout * cases + WORKER_SLACK
+    try:
+        ex = runner.identify(path, args.exercise)
+        allowed = runner.case_timeouts(ex, args.case_timeout)
+        cases = sum(allowed[p.id] * len(problems.hidden_cases(p, 0)) for p in ex.parts)
+    except Exception:   # not an exercise we know (the worker says so) or unreadable: a generous bound
+        cases = args.case_timeout * 40
+    return run + runner.SUBMISSION_BUDGET + cases + WORKER_SLACK
 
 
 class Job:
@@ -63,7 +70,7 @@ class Job:
         self.sub, self.report_path, self.args = sub, report_path, args
         report_path.parent.mkdir(parents=True, exist_ok=True)
         report_path.unlink(missing_ok=True)
-        self.start, self.limit = time.monotonic(), _worker_limit(args)
+        self.start, self.limit = time.monotonic(), _worker_limit(args, sub.path)
         self.tmpdir = tempfile.mkdtemp(prefix="mmcourse-worker-")
         os.chmod(self.tmpdir, 0o711)   # an own uid may pass through to its scratch directory inside
         self.pid = worker.fork(sub.path, report_path, self.tmpdir, exercise=args.exercise,
