@@ -230,10 +230,12 @@ def fill_missing(model: MultimodalAutoencoder, data: ModalDataset, modality: str
     """``data`` with ``modality`` reconstructed from the *other* modalities wherever it is absent
     (its mask is dropped, so a model reads the filled values as present)."""
     if model.kinds.get(modality) != "float":
+        floats = [m for m, k in model.kinds.items() if k == "float"]
         raise ValueError(f"fill_missing reconstructs a float modality of the model, got {modality!r} "
-                         f"(the model's float modalities: {[m for m, k in model.kinds.items() if k == 'float']})")
+                         f"(the model's float modalities: {floats})")
     if modality not in data:
-        raise KeyError(f"fill_missing: no modality {modality!r} in split {data.name!r}; it has {list(data.keys)}")
+        raise KeyError(f"fill_missing: no modality {modality!r} in split {data.name!r}; "
+                       f"it has {list(data.keys)}")
     others = [m for m in model.modalities if m != modality]
     lacking = [m for m in others if m not in data]
     if lacking:
@@ -261,5 +263,6 @@ def fill_missing(model: MultimodalAutoencoder, data: ModalDataset, modality: str
 def reconstruction_error(x_hat: Tensor, x: Tensor) -> float:
     """Mean squared error ``(1/ND) Σ ||x − x̂||²`` (the autoencoder's loss), as a float."""
     if x_hat.shape != x.shape:
-        raise ValueError(f"reconstruction and target differ in shape: {tuple(x_hat.shape)} vs {tuple(x.shape)}")
-    return float(F.mse_loss(x_hat.float(), x.float()))
+        raise ValueError(f"reconstruction and target differ in shape: {tuple(x_hat.shape)} "
+                         f"vs {tuple(x.shape)}")
+    return float(F.mse_loss(x_hat.detach().float(), x.detach().float()))

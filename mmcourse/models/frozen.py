@@ -38,7 +38,8 @@ def _frozen(encoders: Mapping[str, nn.Module]) -> nn.ModuleDict:
 
 
 @torch.no_grad()
-def encode_features(encoders: Mapping[str, nn.Module], data: ModalDataset, batch_size: int = 512) -> ModalDataset:
+def encode_features(encoders: Mapping[str, nn.Module], data: ModalDataset,
+                    batch_size: int = 512) -> ModalDataset:
     """``data`` with every modality ``m`` of ``encoders`` replaced by ``g_m(x_m)`` ``(N, d)``;
     other tensors (``label``, ``*_mask``) are kept. The encoders run in evaluation mode."""
     if not isinstance(data, ModalDataset):
