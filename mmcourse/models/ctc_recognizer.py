@@ -1,0 +1,70 @@
+"""A CTC speech recogniser: a small convolutional + bidirectional GRU encoder over log-mel frames.
+
+For an utterance ``x (F, T)`` (log-mel bands × frames):
+
+    h = ReLU(conv_2(ReLU(conv_1(x))))               1-D convolutions over time, kernel 5, F -> C
+    g_t = [GRU→(h)_t ; GRU←(h)_t]                  a bidirectional GRU, 2H features per frame
+    log y_t = log_softmax(W g_t + b)              over V = 10 digits + the blank (class 10)
+
+one distribution per frame (no downsampling, so alignments are in the data's 30 ms frames),
+trained with ``L = CTC(log y, digits)`` (``torch.nn.functional.ctc_loss``, which the course's
+from-scratch ``mmcourse.alignment.ctc_loss`` matches). ``rnn=False`` drops the GRU for a purely
+convolutional encoder (a receptive field of ``1 + 4 · layers`` frames).
+
+The batch: ``audio (B, F, T)``, ``audio_lengths (B,)`` and, to get a loss, ``digits (B, S)``
+(``-1`` padded) with ``digit_lengths (B,)``. The output: ``logits (B, T', V)`` log-probabilities
+(``T'`` the longest utterance of the batch), ``loss`` when targets are given, and
+``extras["lengths"]``.
+"""
+
+from __future__ import annotations
+
+import torch.nn.functional as F
+from torch import nn
+
+from mmcourse.models.output import ModelOutput
+
+__all__ = ["CTCRecognizer"]
+
+
+class CTCRecognizer(nn.Module):
+    """Conv + BiGRU encoder with a per-frame softmax over the digits and the blank."""
+
+    modalities = ("audio",)
+
+    def __init__(self, n_mels: int = 32, channels: int = 64, hidden: int = 64, num_digits: int = 10,
+                 conv_layers: int = 2, rnn: bool = True, dropout: float = 0.1):
+        super().__init__()
+        if conv_layers < 1:
+            raise ValueError(f"conv_layers must be >= 1, got {conv_layers}")
+        self.n_mels, self.blank = n_mels, num_digits
+        layers = []
+        for i in range(conv_layers):
+            layers += [nn.Conv1d(n_mels if i == 0 else channels, channels, 5, padding=2), nn.ReLU(),
+                       nn.Dropout(dropout)]
+        self.conv = nn.Sequential(*layers)
+        self.rnn = nn.GRU(channels, hidden, batch_first=True, bidirectional=True) if rnn else None
+        self.head = nn.Linear(2 * hidden if rnn else channels, num_digits + 1)
+
+    def forward(self, batch) -> ModelOutput:
+        if "audio" not in batch or "audio_lengths" not in batch:
+            raise KeyError(f"CTCRecognizer needs 'audio' (B, {self.n_mels}, T) and 'audio_lengths' (B,) "
+                           f"in the batch, got {list(batch)}")
+        x, lengths = batch["audio"], batch["audio_lengths"].long()
+        if x.dim() != 3 or x.shape[1] != self.n_mels:
+            raise ValueError(f"audio must be (B, {self.n_mels}, T) log-mel frames, got {tuple(x.shape)}")
+        t_max = int(lengths.max())
+        x = x[:, :, :t_max]
+        h = self.conv(x).transpose(1, 2)                          # (B, T, C)
+        if self.rnn is not None:
+            packed = nn.utils.rnn.pack_padded_sequence(h, lengths.cpu(), batch_first=True,
+                                                       enforce_sorted=False)
+            h, _ = self.rnn(packed)
+            h, _ = nn.utils.rnn.pad_packed_sequence(h, batch_first=True, total_length=t_max)
+        log_probs = self.head(h).log_softmax(-1)                  # (B, T, V)
+        loss = None
+        if "digits" in batch:
+            targets, target_lengths = batch["digits"].long(), batch["digit_lengths"].long()
+            loss = F.ctc_loss(log_probs.transpose(0, 1).float(), targets.clamp(min=0), lengths,
+                              target_lengths, blank=self.blank, zero_infinity=True)
+        return ModelOutput(logits=log_probs, loss=loss, extras={"lengths": lengths})
