@@ -12,8 +12,8 @@ misalignment) without touching the clean data.
 from mmcourse.data.base import ModalDataset, Splits, check_batch
 from mmcourse.data.text import Vocab, tokenize
 
-__all__ = ["ModalDataset", "Splits", "Vocab", "check_batch", "load_av_digits", "load_digit_strings", "load_shapes", "load_xor",
-           "tokenize"]
+__all__ = ["ModalDataset", "Splits", "Vocab", "check_batch", "load_av_digits", "load_digit_strings",
+           "load_shapes", "load_xor", "tokenize"]
 
 
 def __getattr__(name: str):

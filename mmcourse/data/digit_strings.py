@@ -40,7 +40,7 @@ from mmcourse.data.base import ModalDataset, Splits
 from mmcourse.data.speech import dequantize, load_spoken_digits
 
 __all__ = ["BLANK", "FRAME_MS", "NOISY_SNR_DB", "SIZES", "crop_to_voice", "digits_to_text",
-           "load_digit_strings", "make_utterance"]
+           "load_digit_strings", "make_utterance", "say"]
 
 #: CTC's blank symbol: classes 0..9 are the digits themselves, class 10 is the blank.
 BLANK = 10
@@ -95,6 +95,29 @@ def make_utterance(words: list[np.ndarray], rng: np.random.Generator, db_min: fl
         t += w.shape[1]
     silence(int(rng.integers(edge[0], edge[1] + 1)))
     return np.concatenate(pieces, axis=1), np.array(bounds, dtype=np.int64)
+
+
+def say(digits, voice: str, seed: int = 0, pause: tuple[int, int] = (0, 8),
+        edge: tuple[int, int] = (2, 6)):
+    """One clean utterance of ``digits`` by the named voice (``meta["speaker"]`` of a split), in dB:
+    ``(db (32, T) float32, boundaries (n, 2))``, seeded. To compare two voices saying the same
+    string (DTW), or to hear a string no split contains."""
+    speech = load_spoken_digits()
+    names = [str(v) for v in speech["speakers"]]
+    if voice not in names:
+        raise ValueError(f"unknown voice {voice!r}; the voices are the split's meta['speaker'] names, "
+                         f"e.g. {names[:3]}")
+    speaker = names.index(voice)
+    rng = np.random.default_rng(np.random.SeedSequence([seed, speaker]))
+    db_min = float(speech["db_min"])
+    words = []
+    for d in digits:
+        if not 0 <= int(d) <= 9:
+            raise ValueError(f"digits must be 0..9, got {list(digits)}")
+        takes = np.flatnonzero((speech["speaker"] == speaker) & (speech["digit"] == int(d)))
+        clip = dequantize(speech["logmel"][int(rng.choice(takes))], db_min, float(speech["db_max"]))
+        words.append(crop_to_voice(clip, db_min))
+    return make_utterance(words, rng, db_min, pause, edge)
 
 
 def load_digit_strings(*, seed: int = 0, sizes: dict[str, int] | None = None, min_digits: int = 1,

@@ -104,3 +104,34 @@ def modality_ablation(logits: Tensor, labels: Tensor) -> Tensor:
         rest = torch.cat([logits[:i], logits[i + 1:]])
         drops.append(full - accuracy(labels, rest.mean(0)))
     return torch.tensor(drops, dtype=torch.float32)
+
+
+def dtw_distance(x, y) -> float:
+    """The DTW distance ``D[N, M]`` of ``x (N, F)`` and ``y (M, F)`` (Euclidean frame cost, steps
+    (1, 0), (0, 1), (1, 1)): ``mmcourse.alignment.dtw``, itself checked against dtw-python."""
+    from mmcourse.alignment.dtw import dtw
+
+    return dtw(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)).distance
+
+
+def ctc_nll(log_probs: Tensor, target, blank: int) -> float:
+    """``-log p(l | x)`` of one sequence, ``log_probs (T, V)``: PyTorch's ``F.ctc_loss``."""
+    target = torch.as_tensor(list(target), dtype=torch.long)
+    return float(F.ctc_loss(log_probs.double()[:, None], target[None], [len(log_probs)], [len(target)],
+                            blank=blank, reduction="sum"))
+
+
+def template_error_rate(words, word_labels, utterances, references, silence, k: int) -> float:
+    """Digit error rate of connected-word DTW with the first ``k`` words of every digit as its
+    templates (``mmcourse.alignment.TemplateMatcher``, ``mmcourse.metrics.digit_error_rate``)."""
+    from mmcourse.alignment.templates import TemplateMatcher
+    from mmcourse.metrics.edit_distance import digit_error_rate
+
+    templates, labels = [], []
+    for digit in range(10):
+        chosen = [w for w, y in zip(words, word_labels) if int(y) == digit][:k]
+        templates += [np.asarray(w, dtype=np.float64).T for w in chosen]
+        labels += [digit] * len(chosen)
+    matcher = TemplateMatcher(templates, labels, np.asarray(silence, dtype=np.float64))
+    hypotheses = [matcher.match(np.asarray(u, dtype=np.float64).T)[0] for u in utterances]
+    return digit_error_rate([r.split() for r in references], [[str(d) for d in h] for h in hypotheses])
