@@ -121,17 +121,13 @@ def ctc_nll(log_probs: Tensor, target, blank: int) -> float:
                             blank=blank, reduction="sum"))
 
 
-def template_error_rate(words, word_labels, utterances, references, silence, k: int) -> float:
-    """Digit error rate of connected-word DTW with the first ``k`` words of every digit as its
-    templates (``mmcourse.alignment.TemplateMatcher``, ``mmcourse.metrics.digit_error_rate``)."""
-    from mmcourse.alignment.templates import TemplateMatcher
-    from mmcourse.metrics.edit_distance import digit_error_rate
+def dtw_word_accuracy(templates, template_labels, words, word_labels) -> float:
+    """1-nearest-neighbour accuracy under the DTW distance (``mmcourse.alignment.dtw``): each word
+    takes the label of its closest template (the first on a tie)."""
+    from mmcourse.alignment.dtw import dtw
 
-    templates, labels = [], []
-    for digit in range(10):
-        chosen = [w for w, y in zip(words, word_labels) if int(y) == digit][:k]
-        templates += [np.asarray(w, dtype=np.float64).T for w in chosen]
-        labels += [digit] * len(chosen)
-    matcher = TemplateMatcher(templates, labels, np.asarray(silence, dtype=np.float64))
-    hypotheses = [matcher.match(np.asarray(u, dtype=np.float64).T)[0] for u in utterances]
-    return digit_error_rate([r.split() for r in references], [[str(d) for d in h] for h in hypotheses])
+    correct = 0
+    for word, label in zip(words, word_labels):
+        d = [dtw(np.asarray(word, np.float64), np.asarray(t, np.float64)).distance for t in templates]
+        correct += int(template_labels[int(np.argmin(d))]) == int(label)
+    return correct / len(words)

@@ -33,15 +33,15 @@ class CTCRecognizer(nn.Module):
     modalities = ("audio",)
 
     def __init__(self, n_mels: int = 32, channels: int = 64, hidden: int = 64, num_digits: int = 10,
-                 conv_layers: int = 2, rnn: bool = True, dropout: float = 0.1):
+                 conv_layers: int = 2, rnn: bool = True, dropout: float = 0.1, norm: bool = False):
         super().__init__()
         if conv_layers < 1:
             raise ValueError(f"conv_layers must be >= 1, got {conv_layers}")
         self.n_mels, self.blank = n_mels, num_digits
         layers = []
         for i in range(conv_layers):
-            layers += [nn.Conv1d(n_mels if i == 0 else channels, channels, 5, padding=2), nn.ReLU(),
-                       nn.Dropout(dropout)]
+            layers += [nn.Conv1d(n_mels if i == 0 else channels, channels, 5, padding=2),
+                       *([nn.BatchNorm1d(channels)] if norm else []), nn.ReLU(), nn.Dropout(dropout)]
         self.conv = nn.Sequential(*layers)
         self.rnn = nn.GRU(channels, hidden, batch_first=True, bidirectional=True) if rnn else None
         self.head = nn.Linear(2 * hidden if rnn else channels, num_digits + 1)
