@@ -6,7 +6,9 @@ For an utterance ``x (F, T)`` (log-mel bands × frames):
     g_t = [GRU→(h)_t ; GRU←(h)_t]                  a bidirectional GRU, 2H features per frame
     log y_t = log_softmax(W g_t + b)              over V = 10 digits + the blank (class 10)
 
-one distribution per frame (no downsampling, so alignments are in the data's 30 ms frames),
+one distribution per frame (no downsampling, so alignments are in the data's 30 ms frames;
+frames past an utterance's length are zeroed after every convolution, so a batch's padding
+never changes an utterance's posteriors),
 trained with ``L = CTC(log y, digits)`` (``torch.nn.functional.ctc_loss``, which the course's
 from-scratch ``mmcourse.alignment.ctc_loss`` matches). ``rnn=False`` drops the GRU for a purely
 convolutional encoder (a receptive field of ``1 + 4 · layers`` frames).
@@ -19,6 +21,7 @@ The batch: ``audio (B, F, T)``, ``audio_lengths (B,)`` and, to get a loss, ``dig
 
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 
@@ -38,11 +41,10 @@ class CTCRecognizer(nn.Module):
         if conv_layers < 1:
             raise ValueError(f"conv_layers must be >= 1, got {conv_layers}")
         self.n_mels, self.blank = n_mels, num_digits
-        layers = []
-        for i in range(conv_layers):
-            layers += [nn.Conv1d(n_mels if i == 0 else channels, channels, 5, padding=2),
-                       *([nn.BatchNorm1d(channels)] if norm else []), nn.ReLU(), nn.Dropout(dropout)]
-        self.conv = nn.Sequential(*layers)
+        self.conv = nn.ModuleList(
+            nn.Sequential(nn.Conv1d(n_mels if i == 0 else channels, channels, 5, padding=2),
+                          *([nn.BatchNorm1d(channels)] if norm else []), nn.ReLU(), nn.Dropout(dropout))
+            for i in range(conv_layers))
         self.rnn = nn.GRU(channels, hidden, batch_first=True, bidirectional=True) if rnn else None
         self.head = nn.Linear(2 * hidden if rnn else channels, num_digits + 1)
 
@@ -54,8 +56,11 @@ class CTCRecognizer(nn.Module):
         if x.dim() != 3 or x.shape[1] != self.n_mels:
             raise ValueError(f"audio must be (B, {self.n_mels}, T) log-mel frames, got {tuple(x.shape)}")
         t_max = int(lengths.max())
-        x = x[:, :, :t_max]
-        h = self.conv(x).transpose(1, 2)                          # (B, T, C)
+        valid = (torch.arange(t_max, device=x.device)[None, :] < lengths[:, None])[:, None]
+        h = x[:, :, :t_max] * valid
+        for block in self.conv:           # frames past an utterance's end are zeros at every layer,
+            h = block(h) * valid          # so padding never changes a shorter utterance's output
+        h = h.transpose(1, 2)                                     # (B, T, C)
         if self.rnn is not None:
             packed = nn.utils.rnn.pack_padded_sequence(h, lengths.cpu(), batch_first=True,
                                                        enforce_sorted=False)

@@ -65,9 +65,9 @@ def alignment_explorer(model, split, *, max_utterances: int = 40, blank_penalty:
     (``load_digit_strings``): pick an utterance and a decoder; see posteriors and alignments."""
     import ipywidgets as widgets
 
-    if not hasattr(split, "meta") or "boundaries" not in split.meta:
+    if not hasattr(split, "meta") or "boundaries" not in split.meta or "audio_lengths" not in split:
         raise ValueError("alignment_explorer needs a split of load_digit_strings() (with "
-                         "meta['boundaries'])")
+                         "'audio', 'audio_lengths', 'digits' and meta['boundaries'])")
     count = min(max_utterances, len(split))
     posteriors = _posteriors(model, split, count)
     controls = {
