@@ -14,6 +14,7 @@ def test_counts_of_a_known_pair():
     assert (c.errors, c.reference_length) == (3, 4)
     assert edit_distance([], [1, 2]) == 2 and edit_distance([1, 2], []) == 2
     assert edit_distance("4 0 7", "4 0 7") == 0
+    assert edit_distance([4, 0, 7], "4 0 7") == 0            # ints and their text are one symbol
 
 
 def test_matches_jiwer_on_random_digit_strings():

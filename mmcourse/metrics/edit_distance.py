@@ -7,7 +7,8 @@ substitutions ``S``, deletions ``D`` and insertions ``I`` that turn one into the
     E[i, 0] = i,   E[0, j] = j
     E[i, j] = min(E[i-1, j] + 1, E[i, j-1] + 1, E[i-1, j-1] + [r_i ≠ h_j])
 
-The **error rate** of a corpus is ``Σ (S + D + I) / Σ N`` -- the total edits over the total
+Symbols compare by their text, so ``[4, 0, 7]``, ``["4", "0", "7"]`` and ``"4 0 7"`` are the same
+string. The **error rate** of a corpus is ``Σ (S + D + I) / Σ N`` -- the total edits over the total
 reference length (not the mean of per-utterance rates), as ``jiwer.wer`` computes it on
 space-separated words. For digit strings it is the *digit error rate* (DER); it can exceed 1
 when a recogniser inserts many symbols.
@@ -46,7 +47,7 @@ def _symbols(seq, name: str) -> list:
     if hasattr(seq, "tolist"):
         seq = seq.tolist()
     try:
-        return list(seq)
+        return [str(x) for x in seq]              # 3 and "3" are the same digit
     except TypeError:
         raise TypeError(f"{name} must be a sequence of symbols or a space-separated string, "
                         f"got {type(seq).__name__}") from None
