@@ -51,7 +51,7 @@ def test_bad_batches_are_named():
 
 
 @pytest.mark.slow
-def test_recogniser_learns_digit_strings_and_aligns_onsets():
+def test_recogniser_learns_digit_strings_and_locates_each_digit():
     strings = load_digit_strings(seed=0, sizes={"train": 800, "val": 50, "test": 100})
     torch.manual_seed(0)
     model = CTCRecognizer(channels=64, conv_layers=4, norm=True)
@@ -63,9 +63,10 @@ def test_recogniser_learns_digit_strings_and_aligns_onsets():
     hyps = greedy_decode(lp, lengths, blank=BLANK)
     der = digit_error_rate([r.split() for r in strings.test.meta["text"]], [[str(d) for d in h] for h in hyps])
     assert der < 0.35, der                # measured 0.13 on 400 strings; untrained: ~1.0
-    errors = []
+    inside = []                              # forced alignment puts each digit's spike inside it
     for i in range(len(strings.test)):
         n = int(strings.test.tensors["digit_lengths"][i])
         a = forced_align(lp[i, : int(lengths[i])], strings.test.tensors["digits"][i, :n], blank=BLANK)
-        errors.append((a.spans[:, 0] - torch.as_tensor(strings.test.meta["boundaries"][i][:, 0])).abs())
-    assert torch.cat(errors).float().median() <= 3
+        true = torch.as_tensor(strings.test.meta["boundaries"][i])
+        inside.append((a.spans[:, 0] >= true[:, 0]) & (a.spans[:, 0] < true[:, 1]))
+    assert torch.cat(inside).float().mean() > 0.6
