@@ -16,7 +16,8 @@ pytest.importorskip("ipywidgets")
 def test_explorer_shows_decoding_alignment_and_errors():
     strings = load_digit_strings(seed=0, sizes={"train": 5, "val": 5, "test": 6})
     torch.manual_seed(0)
-    ex = alignment_explorer(CTCRecognizer(channels=8, conv_layers=1, rnn=False), strings.test, max_utterances=4)
+    model = CTCRecognizer(channels=8, conv_layers=1, rnn=False)
+    ex = alignment_explorer(model, strings.test, max_utterances=4)
     state = ex.update(utterance=2, method="beam", beam=3)
     n = int(strings.test.tensors["digit_lengths"][2])
     assert state["reference"] == strings.test.tensors["digits"][2, :n].tolist()
@@ -26,4 +27,4 @@ def test_explorer_shows_decoding_alignment_and_errors():
     with pytest.raises(ValueError, match="greedy"):
         alignment_view(torch.zeros(4, 11).log_softmax(1), [1], method="viterbi")
     with pytest.raises(ValueError, match="load_digit_strings"):
-        alignment_explorer(CTCRecognizer(channels=8, conv_layers=1, rnn=False), strings.test.select(["audio"]))
+        alignment_explorer(model, strings.test.select(["audio"]))
