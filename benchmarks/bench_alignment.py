@@ -17,7 +17,7 @@ It prints
   strings, clean and noisy;
 * seconds for each step (on a shared machine they are inflated by the other jobs).
 
-    python benchmarks/bench_alignment.py [--epochs 20] [--threads 1] [--seed 0]
+    python benchmarks/bench_alignment.py [--epochs 20] [--dropout 0.1] [--threads 1] [--seed 0]
 """
 
 from __future__ import annotations
@@ -128,9 +128,9 @@ def template_der(strings, per_digit: int) -> float:
     return jiwer.wer(strings.test.meta["text"], hyps)
 
 
-def train(strings, epochs: int, seed: int) -> tuple[CTCRecognizer, float]:
+def train(strings, epochs: int, seed: int, dropout: float) -> tuple[CTCRecognizer, float]:
     seed_everything(seed)
-    model = CTCRecognizer(channels=64, conv_layers=4, rnn=False, norm=True)
+    model = CTCRecognizer(channels=64, conv_layers=4, rnn=False, norm=True, dropout=dropout)
     start = time.perf_counter()
     fit(model, strings.train, strings.val, epochs=epochs, lr=3e-3, batch_size=16, seed=seed,
         desc="CTCRecognizer")
@@ -142,9 +142,11 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--dropout", type=float, default=0.1)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), seed {args.seed}, {args.epochs} epochs")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), seed {args.seed}, {args.epochs} epochs, "
+          f"dropout {args.dropout}")
 
     start = time.perf_counter()
     v, g = ctc_agreement()
@@ -156,7 +158,7 @@ def main() -> None:
     print(f"data: {len(clean.train)} / {len(clean.val)} / {len(clean.test)} strings, "
           f"voices {clean.info['voices']}")
 
-    model, seconds = train(clean, args.epochs, args.seed)
+    model, seconds = train(clean, args.epochs, args.seed, args.dropout)
     print(f"\nclean: trained in {seconds:.0f} s")
     clean_der = der_of(model, clean.test)
     print("  digit error rate, clean test (held-out voices):",
@@ -197,7 +199,7 @@ def main() -> None:
     row("spikes as onsets, ends at the next onset", np.concatenate(nxt))
 
     # noisy ------------------------------------------------------------------------------------
-    model_noisy, seconds = train(noisy, args.epochs, args.seed)
+    model_noisy, seconds = train(noisy, args.epochs, args.seed, args.dropout)
     print(f"\nnoisy (-6 dB): trained in {seconds:.0f} s")
     print("  digit error rate, noisy test:",
           ", ".join(f"{k} {x:.2%}" for k, x in der_of(model_noisy, noisy.test).items()))
