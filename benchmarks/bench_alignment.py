@@ -17,7 +17,7 @@ It prints
   strings, clean and noisy;
 * seconds for each step (on a shared machine they are inflated by the other jobs).
 
-    python benchmarks/bench_alignment.py [--epochs 20] [--dropout 0.1] [--threads 1] [--seed 0]
+    python benchmarks/bench_alignment.py [--epochs 20] [--dropout 0.3] [--threads 1] [--seed 0]
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=20)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dropout", type=float, default=0.1)
+    parser.add_argument("--dropout", type=float, default=0.3)
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), seed {args.seed}, {args.epochs} epochs, "
