@@ -1,4 +1,4 @@
-"""Alignment (chapter 13): every figure of the chapter, on the default-profile data.
+"""Alignment (chapter 12): every figure of the chapter, on the default-profile data.
 
 It prints
 

@@ -1,4 +1,4 @@
-"""Alignment (chapter 13): which frames of an input belong to which symbol of a sequence.
+"""Alignment (chapter 12): which frames of an input belong to which symbol of a sequence.
 
 * ``dtw``: dynamic time warping of two sequences -- cost matrix, recursion, back-traced path;
 * ``templates``: connected-word DTW, a template-matching recogniser of digit strings;

@@ -11,7 +11,7 @@ Every model takes a batch dict and returns one ``ModelOutput`` (``output``).
 * ``retrieval``: dual encoder, InfoNCE, R(q, D); ``captioning``: the attention captioner;
   ``decoding``: greedy / beam / sampling over any captioner; ``transformer_captioning``: the
   same captioner with a causal transformer decoder; ``ctc_recognizer``: a conv encoder over log-mel
-  frames trained with CTC (chapter 13).
+  frames trained with CTC (chapter 12).
 """
 
 from mmcourse.models.attention import (

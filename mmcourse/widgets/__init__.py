@@ -14,7 +14,7 @@ notebook cell with it to play. Its logic is a plain function of the control valu
 * ``fusion_explorer``    -- fusion strategy × corruption level → accuracy, robustness curves
   (chapters 06, 09)
 * ``alignment_explorer`` -- an utterance's CTC posteriors, the decoded string (greedy / prefix
-  beam) and the forced alignment against the true digit boundaries (chapter 13)
+  beam) and the forced alignment against the true digit boundaries (chapter 12)
 * ``quality_explorer``   -- class imbalance, missing modalities, noise → samples and metrics
   (chapter 09)
 """

@@ -1,4 +1,4 @@
-"""Alignment explorer (chapter 13): an utterance, its CTC posteriors, the decoded string and the
+"""Alignment explorer (chapter 12): an utterance, its CTC posteriors, the decoded string and the
 forced alignment against the true boundaries.
 
 For the chosen utterance ``x`` of a spoken-digit-strings split and a trained CTC recogniser

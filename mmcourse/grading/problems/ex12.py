@@ -1,4 +1,4 @@
-"""Exercise 13 (alignment): DTW, the CTC forward recursion, and DTW as a recogniser of unseen voices."""
+"""Exercise 12 (alignment): DTW, the CTC forward recursion, and DTW as a recogniser of unseen voices."""
 
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ def _word_cases(g: torch.Generator, public: bool) -> Cases:
     return [_words(randint(g, 1, 10_000), n) for n in (6, 10, 14)]
 
 
-EX13 = Exercise("13_alignment_dtw_and_ctc", "DTW, the CTC forward recursion, DTW as a recogniser", (
+EX12 = Exercise("12_alignment_dtw_and_ctc", "DTW, the CTC forward recursion, DTW as a recogniser", (
     Part("q1", "dtw_distance", 3, ref.dtw_distance, _dtw_cases, forbidden=("dtw", "DTW", "fastdtw"),
          hint="D[i, j] = C[i, j] + min(D[i-1, j], D[i, j-1], D[i-1, j-1]), with D = inf outside the "
               "grid and D[0, 0] = C[0, 0]; return D[N-1, M-1]", atol=1e-6),

@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Exercise 13 — DTW, the CTC forward recursion, and DTW as a recogniser
+# # Exercise 12 — DTW, the CTC forward recursion, and DTW as a recogniser
 #
 # **Dynamic time warping.** For sequences $x_1..x_N$ and $y_1..y_M$ of frames (rows of a
 # tensor), with the cost $C_{ij} = \lVert x_i - y_j \rVert_2$:
@@ -39,7 +39,7 @@ from mmcourse.config import seed_everything
 from mmcourse.grading import checks_for
 
 seed_everything(0)
-check = checks_for("13_alignment_dtw_and_ctc")
+check = checks_for("12_alignment_dtw_and_ctc")
 
 # %% [markdown]
 # ## q1 (3 points): `dtw_distance(x, y)`
