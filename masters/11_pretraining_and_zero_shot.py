@@ -94,7 +94,7 @@ def linear_probe(features, labels, n_classes, C, steps, lr):
 check("q2", linear_probe)
 
 # %% [markdown]
-# ## q3 (2 points, an experiment): `probe_accuracy(pool_emb, pool_labels, test_emb, test_labels, k)`
+# ## q3 (2 points): `probe_accuracy(pool_emb, pool_labels, test_emb, test_labels, k)`, an experiment
 #
 # How well do **pretrained** features count shapes with only `k` labels per class? The cases
 # hold the unit image embeddings of the shipped `shapes_clip` dual encoder

@@ -78,7 +78,7 @@ EX11 = Exercise("11_pretraining_and_zero_shot", "Zero-shot prediction, linear pr
          forbidden=("logistic_regression_gd", "fit_logistic_regression", "LinearProbe"),
          hint="W = 0, b = 0; each step: P = softmax(Z W^T + b), G = (P - onehot(y)) / n, "
               "W -= lr (G^T Z + W / (C n)), b -= lr G.sum(0); return softmax(Z W^T + b)"),
-    Part("q3", "probe_accuracy", 2, _experiment_ref, _experiment_cases, atol=0.04, rtol=0.0,
+    Part("q3", "probe_accuracy", 2, _experiment_ref, _experiment_cases, atol=0.04, rtol=0.0, case_timeout=30,
          forbidden=("probe_accuracy_reference",),
          hint="the first k rows of each class of the pool; your linear_probe's W, b with C = 10, "
               "300 steps, lr = 2.0; accuracy of argmax(test_emb W^T + b) against test_labels"),

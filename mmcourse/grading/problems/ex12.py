@@ -85,9 +85,9 @@ EX12 = Exercise("12_alignment_dtw_and_ctc", "DTW, the CTC forward recursion, DTW
               "alpha_{t-1}(s), alpha_{t-1}(s-1) and, if l'_s is not blank and differs from l'_{s-2}, "
               "alpha_{t-1}(s-2); in log space; answer -logsumexp(alpha_T(2S), alpha_T(2S-1))",
          atol=1e-4),
-    Part("q3", "dtw_word_accuracy", 3, ref.dtw_word_accuracy, _word_cases,
+    # an experiment (its own time allowance); the margin is under one word of any hidden case
+    Part("q3", "dtw_word_accuracy", 3, ref.dtw_word_accuracy, _word_cases, atol=1e-3, case_timeout=30,
          forbidden=("dtw", "DTW", "fastdtw"),
          hint="for each word: the DTW distance (your dtw_distance) to every template; take the label "
-              "of the nearest; return the fraction of words whose label is right",
-         atol=1e-6),
+              "of the nearest; return the fraction of words whose label is right"),
 ))
