@@ -147,6 +147,16 @@ def test_jobs_run_submissions_in_parallel_and_report_as_each_completes(tmp_path,
     assert both < 1.6 * one, (both, one)
 
 
+def test_worker_limits_bound_every_part_without_drawing_a_case_in_the_batch():
+    """The batch never runs torch before it forks a worker (OpenMP's pool would hang the child);
+    so a worker's limit assumes at most ``cli.MAX_CASES`` hidden cases a part: check that bound."""
+    from mmcourse.grading import cli
+
+    for ex in problems.EXERCISES.values():
+        for part in ex.parts:
+            assert len(problems.hidden_cases(part, 1)) <= cli.MAX_CASES, (ex.name, part.id)
+
+
 # ------------------------------------------------------------------------------ late policy
 def test_late_policy_counts_started_days_extensions_grace_and_a_cut_off(tmp_path):
     policy_file = tmp_path / "policy.toml"
