@@ -101,7 +101,7 @@ check("q2", gru_step)
 #   then increased by 4 (in place, under `torch.no_grad()`), so that $z \approx 1$ at the start,
 #
 # call `torch.manual_seed(seed)` just before building the cell, then
-# `g = gradient_through_time(cell, T=40, batch=8, seed=seed)` (from `mmcourse.models`; entry
+# the gradient norms `gradient_through_time(cell, T=40, batch=8, seed=seed)` (from `mmcourse.models`; entry
 # `t - 1` is $\lVert \partial h_T / \partial x_t \rVert$) and report the number of decades the
 # gradient loses over the sequence, `log10(g[-1] / g[0])`, as a Python float. Return
 # `{"elman": ..., "gru": ..., "gru_remember": ...}`. The grader repeats this on hidden seeds

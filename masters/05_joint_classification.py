@@ -171,7 +171,7 @@ from mmcourse.metrics import expected_calibration_error as course_ece
 def calibration_experiment(seed):
     """Test ECE of an over-fitted early-fusion MLP before and after temperature scaling."""
     ### BEGIN SOLUTION
-    data = load_competition(n_train=200, n_val=500, n_test=1000, seed=seed)
+    data = load_competition(n_train=200, n_val=500, n_test=1000, seed=seed)  # the call the instructions give
 
     def xy(split):
         return torch.cat([split.tensors["x1"], split.tensors["x2"]], 1), split.tensors["label"]

@@ -94,11 +94,11 @@ from mmcourse.train import evaluate, fit
 def fusion_experiment(seed):
     """Test accuracy of early, late and tensor fusion on XOR-Synergy."""
     ### BEGIN SOLUTION
-    data = load_xor(n_train=512, n_val=200, n_test=1000, seed=seed)
+    data = load_xor(n_train=512, n_val=200, n_test=1000, seed=seed)  # the call the instructions give
     out = {}
     for strategy in ("early", "late", "tensor"):
-        model = make_fusion(strategy, data, dim=16, seed=seed)
-        fit(model, data.train, epochs=8, lr=1e-2, batch_size=64, seed=seed, progress=False)
+        model = make_fusion(strategy, data, dim=16, seed=seed)  # the call the instructions give
+        fit(model, data.train, epochs=8, lr=1e-2, batch_size=64, seed=seed, progress=False)  # the call the instructions give
         out[strategy] = float(evaluate(model, data.test)["accuracy"])
     return out
     ### END SOLUTION

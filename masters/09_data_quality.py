@@ -158,14 +158,14 @@ from mmcourse.train import evaluate, fit
 def dropout_experiment(seed):
     """Early fusion with and without modality dropout, tested with and without x1."""
     ### BEGIN SOLUTION
-    data = load_competition(n_train=500, n_val=100, n_test=1000, seed=seed)
-    without_x1 = remove_modality(data.test, modality="x1")
+    data = load_competition(n_train=500, n_val=100, n_test=1000, seed=seed)  # the call the instructions give
+    without_x1 = remove_modality(data.test, modality="x1")  # the call the instructions give
     out = {}
     for name, p in (("plain", 0.0), ("dropout", 0.5)):
-        model = make_fusion("early", data, dim=32, seed=seed)
+        model = make_fusion("early", data, dim=32, seed=seed)  # the call the instructions give
         if p:
-            model = ModalityDropout(model, p=p)
-        fit(model, data.train, epochs=10, lr=3e-3, batch_size=64, seed=seed, progress=False)
+            model = ModalityDropout(model, p=p)  # the call the instructions give
+        fit(model, data.train, epochs=10, lr=3e-3, batch_size=64, seed=seed, progress=False)  # the call the instructions give
         out[f"{name}_full"] = float(evaluate(model, data.test)["accuracy"])
         out[f"{name}_without_x1"] = float(evaluate(model, without_x1)["accuracy"])
     return out

@@ -144,11 +144,11 @@ from mmcourse.train import fit
 def attribution_experiment(seed):
     """Ablation and saliency of a trained early-fusion model on the competition data."""
     ### BEGIN SOLUTION
-    data = load_competition(n_train=500, n_val=100, n_test=1000, seed=seed)
-    model = make_fusion("early", data, dim=32, seed=seed)
-    fit(model, data.train, epochs=10, lr=3e-3, batch_size=64, seed=seed, progress=False)
+    data = load_competition(n_train=500, n_val=100, n_test=1000, seed=seed)  # the call the instructions give
+    model = make_fusion("early", data, dim=32, seed=seed)  # the call the instructions give
+    fit(model, data.train, epochs=10, lr=3e-3, batch_size=64, seed=seed, progress=False)  # the call the instructions give
     ablation = course_ablation(model, data.test)
-    batch = {k: v[:200] for k, v in data.test.tensors.items()}
+    batch = {k: v[:200] for k, v in data.test.tensors.items()}  # the call the instructions give
     out = {"accuracy": ablation["all"]}
     for m in ("x1", "x2"):
         out[f"alone_{m}"] = ablation["alone"][m]

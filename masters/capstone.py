@@ -72,7 +72,7 @@ def fusion_study(seed):
     out = {}
     for strategy in ("early", "late", "gated"):
         model = make_fusion(strategy, data, dim=32, seed=seed)
-        fit(model, data.train, epochs=10, lr=3e-3, batch_size=64, seed=seed, progress=False)
+        fit(model, data.train, epochs=10, lr=3e-3, batch_size=64, seed=seed, progress=False)  # the call the instructions give
         out[strategy] = {"clean": float(evaluate(model, data.test)["accuracy"]),
                          "corrupted": float(evaluate(model, corrupted)["accuracy"]),
                          "parameters": count_parameters(model)}
@@ -101,8 +101,8 @@ def robust_fusion(seed, strategy):
     """A fusion trained with modality dropout, tested clean, corrupted and without x1."""
     ### BEGIN SOLUTION
     data, corrupted, missing = capstone_data(seed)
-    model = ModalityDropout(make_fusion(strategy, data, dim=32, seed=seed), p=0.3)
-    fit(model, data.train, epochs=10, lr=3e-3, batch_size=64, seed=seed, progress=False)
+    model = ModalityDropout(make_fusion(strategy, data, dim=32, seed=seed), p=0.3)  # the call the instructions give
+    fit(model, data.train, epochs=10, lr=3e-3, batch_size=64, seed=seed, progress=False)  # the call the instructions give
     return {"clean": float(evaluate(model, data.test)["accuracy"]),
             "corrupted": float(evaluate(model, corrupted)["accuracy"]),
             "missing_x1": float(evaluate(model, missing)["accuracy"])}

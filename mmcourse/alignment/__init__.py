@@ -9,9 +9,9 @@
 
 from mmcourse.alignment.ctc import collapse, ctc_alpha, ctc_loss, extend_with_blanks
 from mmcourse.alignment.decoding import greedy_decode, prefix_beam_search
-from mmcourse.alignment.dtw import DTWResult, dtw, pairwise_cost
 from mmcourse.alignment.forced import Alignment, boundary_errors, forced_align, word_boundaries
 from mmcourse.alignment.templates import TemplateMatcher, connected_word_match
+from mmcourse.alignment.warping import DTWResult, dtw, pairwise_cost
 
 __all__ = ["Alignment", "DTWResult", "TemplateMatcher", "boundary_errors", "collapse",
            "connected_word_match", "ctc_alpha", "ctc_loss", "dtw", "extend_with_blanks", "forced_align",

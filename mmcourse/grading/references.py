@@ -109,7 +109,7 @@ def modality_ablation(logits: Tensor, labels: Tensor) -> Tensor:
 def dtw_distance(x, y) -> float:
     """The DTW distance ``D[N, M]`` of ``x (N, F)`` and ``y (M, F)`` (Euclidean frame cost, steps
     (1, 0), (0, 1), (1, 1)): ``mmcourse.alignment.dtw``, itself checked against dtw-python."""
-    from mmcourse.alignment.dtw import dtw
+    from mmcourse.alignment.warping import dtw
 
     return dtw(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)).distance
 
@@ -124,7 +124,7 @@ def ctc_nll(log_probs: Tensor, target, blank: int) -> float:
 def dtw_word_accuracy(templates, template_labels, words, word_labels) -> float:
     """1-nearest-neighbour accuracy under the DTW distance (``mmcourse.alignment.dtw``): each word
     takes the label of its closest template (the first on a tie)."""
-    from mmcourse.alignment.dtw import dtw
+    from mmcourse.alignment.warping import dtw
 
     correct = 0
     for word, label in zip(words, word_labels):

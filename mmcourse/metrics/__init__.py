@@ -29,7 +29,7 @@ imported here.
 from mmcourse.metrics._inputs import to_numpy
 from mmcourse.metrics.calibration import ReliabilityBins, expected_calibration_error, reliability_bins
 from mmcourse.metrics.classification import PrecisionRecallF1, accuracy, confusion_matrix, precision_recall_f1
-from mmcourse.metrics.edit_distance import EditCounts, digit_error_rate, edit_distance, edit_operations
+from mmcourse.metrics.edits import EditCounts, digit_error_rate, edit_distance, edit_operations
 from mmcourse.metrics.generation import bleu, cider_d
 from mmcourse.metrics.retrieval import (
     ThresholdPrecisionRecall,

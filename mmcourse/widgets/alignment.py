@@ -25,7 +25,7 @@ import torch
 from mmcourse.alignment.decoding import greedy_decode, prefix_beam_search
 from mmcourse.alignment.forced import forced_align, word_boundaries
 from mmcourse.data.digit_strings import BLANK, FRAME_MS, digits_to_text
-from mmcourse.metrics.edit_distance import edit_distance
+from mmcourse.metrics.edits import edit_distance
 from mmcourse.tensors import model_device
 from mmcourse.widgets.base import make_explorer, new_figure, slider_style
 
