@@ -90,8 +90,9 @@ check("q2", max_pool2d)
 # ## q3 (5 points): an experiment — `shift_experiment(seed)`
 #
 # Does weight sharing help when the pattern appears where training never showed it? The
-# helper below draws noisy 12 × 12 images with one bar: horizontal (label 0) or vertical
-# (label 1). Write `shift_experiment(seed)` that follows this protocol exactly:
+# course's `make_bars` (from `mmcourse.data.bars`, imported below) draws noisy 12 × 12 images
+# with one bar: horizontal (label 0) or vertical (label 1). Write `shift_experiment(seed)` that
+# follows this protocol exactly:
 #
 # 1. training data `make_bars(256, seed, anywhere=False)` (every bar in the left third),
 #    test data `make_bars(512, seed + 1, anywhere=True)` (bars anywhere);
@@ -108,22 +109,10 @@ check("q2", max_pool2d)
 # It should take about a second (`nn.Conv2d` is off limits here, `UnfoldConv2d` is not).
 
 # %%
-def make_bars(n: int, seed: int, anywhere: bool = True, size: int = 12, noise: float = 0.6):
-    """``n`` noisy ``size × size`` images, each with one bar of 4 bright pixels: horizontal (label
-    0) or vertical (label 1). With ``anywhere=False`` every bar lies in the left third of the
-    image. Returns ``(images (n, 1, size, size) float32, labels (n,) int64)``."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 2, (n,), generator=g)
-    images = noise * torch.randn(n, 1, size, size, generator=g)
-    row = torch.randint(0, size - 4, (n, 1), generator=g)
-    col = torch.randint(0, size - 4 if anywhere else size // 3 - 3, (n, 1), generator=g)
-    step = torch.arange(4)
-    vertical = labels[:, None] == 1
-    rows = torch.where(vertical, row + step, row)          # (n, 4) pixels of each bar
-    cols = torch.where(vertical, col, col + step)
-    images[torch.arange(n)[:, None], 0, rows, cols] += 2.0
-    return images, labels
+from mmcourse.data.bars import make_bars
 
+images, labels = make_bars(4, 0, anywhere=False)      # a look at the data
+print(tuple(images.shape), images.dtype, labels.tolist())
 
 # %%
 from mmcourse.models import UnfoldConv2d

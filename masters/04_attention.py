@@ -102,8 +102,9 @@ check("q2", multi_head_attention)
 # %% [markdown]
 # ## q3 (5 points): an experiment — `pooling_experiment(seed)`
 #
-# A classifier over a sequence must pool its steps into one vector. The helper below makes
-# sequences of 10 noisy steps in which one step is *flagged*; the label depends on that step
+# A classifier over a sequence must pool its steps into one vector. The course's
+# `make_flag_task` (from `mmcourse.data.flag_task`, imported below) makes sequences of 10
+# noisy steps in which one step is *flagged*; the label depends on that step
 # only. Compare mean pooling with attention pooling by a learned query, following this
 # protocol exactly:
 #
@@ -119,17 +120,10 @@ check("q2", multi_head_attention)
 # The grader repeats this on hidden seeds and accepts each accuracy within **±0.06**.
 
 # %%
-def make_flag_task(n: int, seed: int, length: int = 10, dim: int = 8):
-    """``n`` sequences ``(n, length, dim)`` of noise; in each, one random step is *flagged*
-    (feature 0 set to 3) and the label is whether that step's feature 1 is positive."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, length, dim, generator=g)
-    x[:, :, 0] = 0.0
-    where = torch.randint(0, length, (n,), generator=g)
-    x[torch.arange(n), where, 0] = 3.0
-    labels = (x[torch.arange(n), where, 1] > 0).long()
-    return x, labels
+from mmcourse.data.flag_task import make_flag_task
 
+x, labels = make_flag_task(4, 0)      # a look at the data: feature 0 is 3 at the flagged step
+print(tuple(x.shape), labels.tolist(), x[:, :, 0].argmax(1).tolist())
 
 # %%
 from mmcourse.models import MultiHeadAttention

@@ -91,9 +91,9 @@ check("q2", beam_search)
 # %% [markdown]
 # ## q3 (8 points): an experiment — `bigram_experiment(seed)`
 #
-# Fit a language model and decode with it. The helper below samples token sequences from a
-# hidden bigram source (vocabulary of 8: token 0 is `bos`, token 7 is `eos`). Follow this
-# protocol exactly:
+# Fit a language model and decode with it. The course's `make_corpus` (from
+# `mmcourse.data.bigram_corpus`, imported below) samples token sequences from a hidden bigram
+# source (vocabulary of 8: token 0 is `bos`, token 7 is `eos`). Follow this protocol exactly:
 #
 # 1. estimate a bigram model from `make_corpus(300, seed)` with add-one smoothing: for every
 #    sequence, count the transitions `bos → y_1 → y_2 → …` into an `(8, 8)` float64 table
@@ -109,26 +109,9 @@ check("q2", beam_search)
 # The grader repeats the protocol on hidden seeds (to within 0.1 %).
 
 # %%
-def make_corpus(n: int, seed: int, vocab: int = 8, max_len: int = 12):
-    """``n`` token sequences from a random bigram source (token 0 is ``bos``, ``vocab - 1`` is
-    ``eos``; the source never emits ``bos``), each ``y_1 ..`` up to ``eos`` or ``max_len``
-    tokens. The source's table depends only on ``vocab``; ``seed`` draws the sequences."""
-    source = 2.0 * torch.randn(vocab, vocab, generator=torch.Generator().manual_seed(2024))
-    source[:, 0] = -1e9
-    probs = torch.softmax(source, dim=-1)
-    g = torch.Generator().manual_seed(seed)
-    out = [[] for _ in range(n)]
-    prev, done = torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.bool)
-    for _ in range(max_len):
-        nxt = torch.multinomial(probs[prev], 1, generator=g)[:, 0]
-        for i in (~done).nonzero().flatten().tolist():
-            out[i].append(int(nxt[i]))
-        done |= nxt == vocab - 1
-        prev = nxt
-        if done.all():
-            break
-    return out
+from mmcourse.data.bigram_corpus import make_corpus
 
+print(make_corpus(3, 0))      # a look at the data: each sequence runs to eos (7) or 12 tokens
 
 # %%
 def bigram_experiment(seed):

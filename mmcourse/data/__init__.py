@@ -7,6 +7,10 @@
 
 ``mmcourse.data.quality`` corrupts any split (imbalance, missing modalities, noise, asymmetry,
 misalignment) without touching the clean data.
+
+The exercises' experiments draw small seeded tensors from one module each: ``bars.make_bars``
+(ex. 02), ``flag_task.make_flag_task`` (04), ``latent_pairs.make_pairs`` (07) and
+``bigram_corpus.make_corpus`` (08).
 """
 
 from mmcourse.data.base import ModalDataset, Splits, check_batch

@@ -8,6 +8,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmcourse.data.bars import make_bars
 from mmcourse.grading.problems.base import Cases, Exercise, Part, randint, randn, single_threaded
 
 
@@ -43,23 +44,6 @@ def _pool_cases(g: torch.Generator, public: bool) -> Cases:
     cases = [(randn(g, 2, 2, 8, 8), 2, None), (randn(g, 1, 3, 9, 7), 3, 2), (randn(g, 3, 1, 6, 6), 2, 1),
              (-torch.rand(2, 2, 5, 5, generator=g) - 0.5, 2, None), (randn(g, 1, 4, 11, 10), 4, 3)]
     return cases
-
-
-def make_bars(n: int, seed: int, anywhere: bool = True, size: int = 12, noise: float = 0.6):
-    """``n`` noisy ``size × size`` images, each with one bar of 4 bright pixels: horizontal (label
-    0) or vertical (label 1). With ``anywhere=False`` every bar lies in the left third of the
-    image. Returns ``(images (n, 1, size, size) float32, labels (n,) int64)``."""
-    g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 2, (n,), generator=g)
-    images = noise * torch.randn(n, 1, size, size, generator=g)
-    row = torch.randint(0, size - 4, (n, 1), generator=g)
-    col = torch.randint(0, size - 4 if anywhere else size // 3 - 3, (n, 1), generator=g)
-    step = torch.arange(4)
-    vertical = labels[:, None] == 1
-    rows = torch.where(vertical, row + step, row)          # (n, 4) pixels of each bar
-    cols = torch.where(vertical, col, col + step)
-    images[torch.arange(n)[:, None], 0, rows, cols] += 2.0
-    return images, labels
 
 
 def _train_full_batch(forward, params, x, y, steps: int = 60, lr: float = 0.02) -> None:

@@ -10,6 +10,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from mmcourse.data.flag_task import make_flag_task
 from mmcourse.grading.problems.base import Cases, Exercise, Part, randint, randn, single_threaded
 from mmcourse.models.attention import MultiHeadAttention, scaled_dot_product_attention
 
@@ -62,18 +63,6 @@ def _mha_cases(g: torch.Generator, public: bool) -> Cases:
         return [case(1, 3, 4, 1), case(2, 5, 6, 2), case(2, 4, 8, 4, [4, 2])]    # L != head_dim
     return [case(1, 1, 4, 2), case(3, 6, 8, 2), case(2, 7, 6, 3, [7, 3]), case(4, 3, 12, 4),
             case(2, 9, 8, 8, [1, 9])]
-
-
-def make_flag_task(n: int, seed: int, length: int = 10, dim: int = 8):
-    """``n`` sequences ``(n, length, dim)`` of noise; in each, one random step is *flagged*
-    (feature 0 set to 3) and the label is whether that step's feature 1 is positive."""
-    g = torch.Generator().manual_seed(seed)
-    x = torch.randn(n, length, dim, generator=g)
-    x[:, :, 0] = 0.0
-    where = torch.randint(0, length, (n,), generator=g)
-    x[torch.arange(n), where, 0] = 3.0
-    labels = (x[torch.arange(n), where, 1] > 0).long()
-    return x, labels
 
 
 @single_threaded

@@ -9,6 +9,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from mmcourse import metrics
+from mmcourse.data.latent_pairs import make_pairs
 from mmcourse.grading.problems.base import Cases, Exercise, Part, randint, randn, single_threaded, unit
 from mmcourse.models.retrieval import info_nce, retrieve
 
@@ -61,17 +62,6 @@ def _nce_cases(g: torch.Generator, public: bool) -> Cases:
     x = unit(randn(g, 5, 6))
     cases.append((x, unit(x + 0.05 * randn(g, 5, 6)), 5.0))                   # nearly matched
     return cases
-
-
-def make_pairs(n: int, seed: int, noise: float = 1.0):
-    """``n`` matching (image, text) feature pairs: a shared latent ``z ~ N(0, I_8)`` seen through
-    two fixed linear maps (16 image and 12 text features) plus noise. Returns ``(images, texts)``."""
-    g = torch.Generator().manual_seed(seed)
-    to_image = torch.randn(8, 16, generator=torch.Generator().manual_seed(1234))
-    to_text = torch.randn(8, 12, generator=torch.Generator().manual_seed(4321))
-    z = torch.randn(n, 8, generator=g)
-    return (z @ to_image + noise * torch.randn(n, 16, generator=g),
-            z @ to_text + noise * torch.randn(n, 12, generator=g))
 
 
 @single_threaded

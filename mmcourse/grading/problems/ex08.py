@@ -10,6 +10,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from mmcourse.data.bigram_corpus import make_corpus
 from mmcourse.grading import references as ref
 from mmcourse.grading.problems.base import Cases, Exercise, Part, randint, randn, single_threaded
 
@@ -61,27 +62,6 @@ def _beam_cases(g: torch.Generator, public: bool) -> Cases:
                 (table(4, -1.0), 1, 3, 2, 4)]
     return [(table(6, 0.3), 0, 5, 1, 8), (table(6, 0.3), 2, 5, 4, 7), (table(8, 1.0), 0, 7, 3, 6),
             (table(4, -3.0), 0, 3, 2, 5), (table(7, 0.0, 3.0), 1, 6, 5, 6), (table(5, 2.0), 0, 4, 10, 4)]
-
-
-def make_corpus(n: int, seed: int, vocab: int = 8, max_len: int = 12):
-    """``n`` token sequences from a random bigram source (token 0 is ``bos``, ``vocab - 1`` is
-    ``eos``; the source never emits ``bos``), each ``y_1 ..`` up to ``eos`` or ``max_len``
-    tokens. The source's table depends only on ``vocab``; ``seed`` draws the sequences."""
-    source = 2.0 * torch.randn(vocab, vocab, generator=torch.Generator().manual_seed(2024))
-    source[:, 0] = -1e9
-    probs = torch.softmax(source, dim=-1)
-    g = torch.Generator().manual_seed(seed)
-    out = [[] for _ in range(n)]
-    prev, done = torch.zeros(n, dtype=torch.long), torch.zeros(n, dtype=torch.bool)
-    for _ in range(max_len):
-        nxt = torch.multinomial(probs[prev], 1, generator=g)[:, 0]
-        for i in (~done).nonzero().flatten().tolist():
-            out[i].append(int(nxt[i]))
-        done |= nxt == vocab - 1
-        prev = nxt
-        if done.all():
-            break
-    return out
 
 
 def estimate_bigram(corpus: list[list[int]], vocab: int, alpha: float = 1.0) -> torch.Tensor:
