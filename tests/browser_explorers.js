@@ -1,7 +1,9 @@
 // Drives JupyterLab in headless Chromium (playwright-core). Called by tests/test_browser.py with one
 // JSON argument; prints one JSON line with the results. Two modes:
 // - explorers (default): open a notebook, run all cells, move one slider of every explorer with the
-//   keyboard, wait for its figure to change, screenshot it;
+//   keyboard, wait for its figure to change, do the explorer's further actions (cfg.actions: type
+//   into its text box, click a button, move another slider) and record what its text then shows,
+//   screenshot it;
 // - course: open the server's front page as `course.py lab` serves it (it should land on chapter
 //   00), open a chapter, click its closing link to ../exercises/... and check that the exercise opens.
 const path = require("path");
@@ -71,6 +73,50 @@ async function course() {
   console.log(JSON.stringify(result));
 }
 
+// one further action on an explorer, as a user does it; waits until its text matches action.expect
+// (and, where action.figure, until its figure is a new PNG); returns what the text showed before and after
+async function act(page, box, selector, action) {
+  const img = box.locator("img").first();
+  const text = box.locator(".widget-html").last();
+  const before = await img.getAttribute("src");
+  const textBefore = await text.innerText();
+  if (action.type !== undefined) {
+    const input = box.locator(".widget-text input").first();
+    await input.fill(action.type);
+    await input.press("Enter");
+  } else if (action.click !== undefined) {
+    await box.locator("button", { hasText: action.click }).first().click();
+  } else {
+    await box.locator(".widget-slider .noUi-handle").nth(action.slider).focus();
+    await page.keyboard.press("ArrowRight");
+  }
+  const shown = async () => {
+    try {
+      await page.waitForFunction(
+        ([sel, pattern]) => {
+          const texts = document.querySelectorAll(`${sel} .widget-html`);
+          return texts.length && new RegExp(pattern).test(texts[texts.length - 1].innerText);
+        },
+        [selector, action.expect], { timeout: 60000, polling: 100 });
+    } catch (err) {}       // the test reports the text it found
+  };
+  await shown();
+  let srcChanged = false;
+  if (action.figure) {
+    try {
+      await page.waitForFunction(
+        ([sel, old]) => {
+          const el = document.querySelector(`${sel} img`);
+          return el && el.getAttribute("src") !== old && el.complete && el.naturalWidth > 0;
+        },
+        [selector, before], { timeout: 60000, polling: 50 });
+      srcChanged = true;
+    } catch (err) {}
+  }
+  await page.waitForTimeout(200);
+  return { action, text_before: textBefore, text_after: await text.innerText(), src_changed: srcChanged };
+}
+
 async function explorers() {
   const context = await launch();
   const result = { explorers: [], errors: [] };
@@ -120,7 +166,7 @@ async function explorers() {
     result.tracebacks = await page.locator(".jp-OutputArea-output", { hasText: "Traceback" }).count();
 
     for (const name of cfg.explorers) {
-      const selector = `.mmcourse-${name}`;
+      const selector = `.mmcourse-${name.replace(/_/g, "-")}`;   // zero_shot_explorer is .mmcourse-zero-shot
       const box = page.locator(selector).first();
       await box.scrollIntoViewIfNeeded();
       const img = box.locator("img").first();
@@ -139,10 +185,14 @@ async function explorers() {
       const changedMs = Date.now() - pressed;
       await page.waitForTimeout(200);
       const textAfter = await box.locator(".widget-html").last().innerText();
+      const actions = [];
+      for (const action of (cfg.actions || {})[name] || []) {
+        actions.push(await act(page, box, selector, action));
+      }
       const shot = path.join(cfg.outdir, `explorer-${name}.png`);
       await box.screenshot({ path: shot });
       result.explorers.push({ name, changed_ms: changedMs, src_changed: true, text_before: textBefore,
-                              text_after: textAfter, screenshot: shot });
+                              text_after: textAfter, actions, screenshot: shot });
     }
   } catch (err) {
     result.errors.push(String(err && err.stack || err));

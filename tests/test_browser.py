@@ -12,7 +12,9 @@ The first test checks the explorers:
 2. opens the notebook in headless Chromium (fresh profile, no sandbox, no GPU, background
    networking off), waits for the kernel, runs all cells and waits for every explorer;
 3. for each explorer focuses its first slider's handle, presses ArrowRight, waits for the
-   figure (a new PNG) to change and screenshots the explorer;
+   figure (a new PNG) and its text to change; then, for an explorer with more controls than a
+   slider, does what a user would next (``ACTIONS``: types prompts, clicks a decoder, moves
+   another slider) and checks what its text then says; screenshots the explorer;
 4. stops the server by its PID.
 
 The second test checks the course as ``python3 course.py lab`` serves it (the same options,
@@ -48,7 +50,18 @@ CACHE = ROOT / ".mmcourse-cache"
 CHROMIUM = Path("/usr/bin/chromium")
 PLAYWRIGHT_VERSION = "1.65.1"
 NOTEBOOK = ROOT / "docs" / "explorers.ipynb"
-EXPLORERS = ["softmax", "attention", "retrieval", "decoding", "fusion", "quality"]
+EXPLORERS = ["softmax", "attention", "retrieval", "decoding", "fusion", "quality", "zero_shot", "alignment"]
+# what an explorer's text must show once its first slider has moved one step right
+SLIDER_SHOWS = {"zero_shot": r"^scene #1: the true caption is"}
+# then, in order: ``type`` (into its text box, then Enter), ``click`` (a button by its label) or
+# ``slider`` (press ArrowRight on that slider, 0 = the first); ``expect``, a pattern its text must
+# show afterwards (and the text must differ from before); ``figure``, whether the picture changes
+ACTIONS = {
+    "zero_shot": [{"type": "a red circle, a photo of a dog", "figure": True,
+                   "expect": r"Words the model never saw \(read as <unk>\): dog, photo"}],
+    "alignment": [{"click": "prefix beam", "figure": False, "expect": r"prefix beam K=4: "},
+                  {"slider": 1, "figure": False, "expect": r"prefix beam K=5: "}],
+}
 RUN_TIMEOUT_S = 420
 
 pytestmark = pytest.mark.browser
@@ -206,7 +219,8 @@ def test_explorers_in_jupyterlab_with_chromium(tmp_path):
         wait_for_server(proc, port, token, scratch / "jupyter-lab.log")
         config = {"url": f"http://127.0.0.1:{port}/lab/tree/{NOTEBOOK.name}?token={token}",
                   "chromium": str(CHROMIUM), "profile": str(scratch / "chromium-profile"),
-                  "outdir": str(shots), "explorers": EXPLORERS, "run_timeout_ms": RUN_TIMEOUT_S * 1000}
+                  "outdir": str(shots), "explorers": EXPLORERS, "actions": ACTIONS,
+                  "run_timeout_ms": RUN_TIMEOUT_S * 1000}
         driver = _run(["node", str(ROOT / "tests" / "browser_explorers.js"), json.dumps(config)],
                       RUN_TIMEOUT_S + 240, env={**os.environ, "PLAYWRIGHT_DIR": str(playwright)})
     finally:
@@ -225,6 +239,13 @@ def test_explorers_in_jupyterlab_with_chromium(tmp_path):
     assert [e["name"] for e in result["explorers"]] == EXPLORERS
     for e in result["explorers"]:
         assert e["src_changed"] and e["text_after"] != e["text_before"], f"{e['name']}: no visible change"
+        assert re.search(SLIDER_SHOWS.get(e["name"], ""), e["text_after"]), (e["name"], e["text_after"])
+        assert len(e["actions"]) == len(ACTIONS.get(e["name"], [])), e
+        for want, done in zip(ACTIONS.get(e["name"], []), e["actions"]):
+            assert done["text_after"] != done["text_before"], f"{e['name']}: {want} changed no text"
+            assert re.search(want["expect"], done["text_after"]), (e["name"], want, done["text_after"])
+            if want["figure"]:
+                assert done["src_changed"], f"{e['name']}: {want} changed no figure"
         assert Path(e["screenshot"]).stat().st_size > 5000, f"{e['name']}: empty screenshot"
     if os.environ.get("MMCOURSE_UPDATE_SCREENSHOTS") == "1":
         for e in result["explorers"]:
