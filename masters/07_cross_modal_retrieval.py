@@ -8,10 +8,11 @@
 #
 # Recall@K asks, for each query, whether one of its relevant items is among its $K$ most similar
 # (an irrelevant item tied with the best relevant one counts as ranked above it). The model is
-# trained with the symmetric InfoNCE loss on a batch of $B$ matching pairs with unit embeddings
-# $I, T \in \mathbb{R}^{B \times d}$ and scale $s$:
+# trained with the symmetric InfoNCE loss on a batch of $B$ matching pairs with unit image
+# embeddings $U$ and caption embeddings $V$ (both $B \times d$) and temperature $\tau$ (the
+# logit scale `scale` is $1/\tau$):
 #
-# $$Z = s\, I T^\top, \qquad \mathcal{L} = \tfrac12 \left[\mathrm{CE}(Z, \mathrm{diag}) + \mathrm{CE}(Z^\top, \mathrm{diag})\right].$$
+# $$Z = U V^\top / \tau, \qquad \mathcal{L} = \tfrac12 \left[\mathrm{CE}(Z, \mathrm{diag}) + \mathrm{CE}(Z^\top, \mathrm{diag})\right].$$
 #
 # **How you are graded.** `check(...)` runs *public* cases; the grader compares your functions
 # on *hidden* cases with the course's tested `mmcourse.models.retrieve`,
@@ -86,7 +87,7 @@ check("q2", recall_at_k)
 
 # %%
 def info_nce(image_emb, text_emb, scale):
-    """Symmetric InfoNCE: the mean of the row-wise and column-wise cross-entropies of s I T^T."""
+    """Symmetric InfoNCE: the mean of the row-wise and column-wise cross-entropies of U V^T / τ."""
     ### BEGIN SOLUTION
     logits = scale * image_emb @ text_emb.T
     targets = torch.arange(len(logits))

@@ -41,9 +41,9 @@ def small_batch(n=4, seed=0):
 
 
 # -------------------------------------------------------------------------------- InfoNCE
-# I = [e1, e2, e3], T = [e1, e2, e1], s = 2, so Z = s·I T^T = [[2, 0, 2], [0, 2, 0], [0, 0, 0]].
-I3 = torch.eye(3)
-T3 = torch.tensor([[1.0, 0, 0], [0, 1, 0], [1, 0, 0]])
+# U = [e1, e2, e3], V = [e1, e2, e1], 1/τ = 2, so Z = U V^T / τ = [[2, 0, 2], [0, 2, 0], [0, 0, 0]].
+U3 = torch.eye(3)
+V3 = torch.tensor([[1.0, 0, 0], [0, 1, 0], [1, 0, 0]])
 E2 = math.exp(2)
 
 
@@ -54,9 +54,9 @@ def test_info_nce_equals_hand_computed_3x3():
     t2i = [math.log(E2 + 2) - 2, math.log(E2 + 2) - 2, math.log(E2 + 2) - 0]
     expected = 0.5 * (sum(i2t) / 3 + sum(t2i) / 3)
     assert expected == pytest.approx(0.8025691715391936, abs=1e-12)
-    got = info_nce(I3, T3, 2.0)
+    got = info_nce(U3, V3, 2.0)
     assert got.item() == pytest.approx(expected, abs=1e-6)
-    assert info_nce(I3, T3, torch.tensor(2.0)).item() == pytest.approx(expected, abs=1e-6)
+    assert info_nce(U3, V3, torch.tensor(2.0)).item() == pytest.approx(expected, abs=1e-6)
 
 
 def test_info_nce_leaves_duplicate_captions_out_of_the_negatives():
@@ -65,17 +65,17 @@ def test_info_nce_leaves_duplicate_captions_out_of_the_negatives():
     rows = [math.log(E2 + 1) - 2, math.log(E2 + 2) - 2, math.log(2) - 0]
     expected = 0.5 * (sum(rows) / 3 + sum(rows) / 3)
     assert expected == pytest.approx(0.35320665260826756, abs=1e-12)
-    got = info_nce(I3, T3, 2.0, labels=torch.tensor([0, 1, 0]))
+    got = info_nce(U3, V3, 2.0, labels=torch.tensor([0, 1, 0]))
     assert got.item() == pytest.approx(expected, abs=1e-6)
     # all labels different: the same as no labels
-    assert info_nce(I3, T3, 2.0, torch.tensor([0, 1, 2])).item() == pytest.approx(0.80256917, abs=1e-6)
+    assert info_nce(U3, V3, 2.0, torch.tensor([0, 1, 2])).item() == pytest.approx(0.80256917, abs=1e-6)
 
 
 def test_info_nce_rejects_bad_shapes():
     with pytest.raises(ValueError, match=r"same shape \(batch, dim\)"):
         info_nce(torch.eye(3), torch.eye(4), 1.0)
     with pytest.raises(ValueError, match="labels"):
-        info_nce(I3, T3, 1.0, labels=torch.tensor([0, 1]))
+        info_nce(U3, V3, 1.0, labels=torch.tensor([0, 1]))
     with pytest.raises(ValueError, match="empty"):
         info_nce(torch.zeros(0, 3), torch.zeros(0, 3), 1.0)
 

@@ -6,11 +6,11 @@ unit sphere, so that their dot product is a cosine similarity:
     u = g(x) / ||g(x)||,    v = h(t) / ||h(t)||,    sim(x, t) = u · v ∈ [-1, 1].
 
 **Training** (symmetric InfoNCE). For a batch of ``B`` matching pairs with image embeddings
-``I: (B, d)``, text embeddings ``T: (B, d)`` and a learned logit scale
-``1/τ = exp(logit_scale)`` (τ the temperature; clamped at 100), pair ``i`` must win the softmax
-of its row and of its column:
+``U: (B, d)`` (rows ``u_i``), caption embeddings ``V: (B, d)`` (rows ``v_i``) and a learned
+logit scale ``1/τ = exp(logit_scale)`` (τ the temperature; clamped at 100), pair ``i`` must win
+the softmax of its row and of its column of ``Z = U V^T / τ``:
 
-    L = ½ [CE(I T^T / τ, diag) + CE(T I^T / τ, diag)],    CE(Z, diag) = -(1/B) Σ_i log softmax(Z_i)_i.
+    L = ½ [CE(U V^T / τ, diag) + CE(V U^T / τ, diag)],    CE(Z, diag) = -(1/B) Σ_i log softmax(Z_i)_i.
 
 **Retrieval** at a threshold ``θ``. A query ``q`` (an image or a caption embedding) retrieves
 every database item whose similarity exceeds ``θ``:
@@ -66,16 +66,17 @@ MAX_SCALE = 100.0
 # --------------------------------------------------------------------------------------------
 def info_nce(image_emb: Tensor, text_emb: Tensor, scale: float | Tensor,
              labels: Tensor | None = None) -> Tensor:
-    """Symmetric InfoNCE (CLIP's loss) of ``B`` matching pairs ``(I_i, T_i)``:
+    """Symmetric InfoNCE (CLIP's loss) of ``B`` matching pairs ``(u_i, v_i)``, the rows of ``U``
+    (images) and ``V`` (captions):
 
-        Z = I T^T / τ                                  (B, B), Z_ij = cos(I_i, T_j) / τ
+        Z = U V^T / τ                                  (B, B), Z_ij = cos(u_i, v_j) / τ
         L = ½ [CE(Z, diag) + CE(Z^T, diag)],            CE(Z, diag) = -(1/B) Σ_i log softmax(Z_i)_i
 
     ``image_emb`` and ``text_emb``: ``(B, d)`` unit rows (they are not re-normalised here);
     ``scale``: the logit scale ``1/τ`` (the inverse temperature).
 
     **Duplicate captions.** Two scenes of a batch can share a caption (same ``labels``); then
-    ``T_i = T_j`` exactly, and asking image ``i`` to prefer ``T_i`` over ``T_j`` is asking the
+    ``v_i = v_j`` exactly, and asking image ``i`` to prefer ``v_i`` over ``v_j`` is asking the
     impossible. With ``labels`` given, such pairs are *not negatives*: ``Z_ij`` with
     ``labels_i == labels_j, i ≠ j`` is set to ``-inf`` (left out of both softmaxes), so each row
     and column is a softmax over its own pair and the true negatives only. Without ``labels``
@@ -91,7 +92,7 @@ def info_nce(image_emb: Tensor, text_emb: Tensor, scale: float | Tensor,
     check_float(image_emb, "info_nce (image_emb)")
     check_float(text_emb, "info_nce (text_emb)")
     batch = len(image_emb)
-    logits = scale * image_emb.float() @ text_emb.float().T      # Z = I T^T / τ
+    logits = scale * image_emb.float() @ text_emb.float().T      # Z = U V^T / τ
     if labels is not None:
         if labels.shape != (batch,):
             raise ValueError(
@@ -122,7 +123,7 @@ class DualEncoder(nn.Module):
     ``forward(batch)`` takes ``{"image": (B,3,S,S), "text": (B,L)}`` (and ``"label"``, used to
     keep duplicate captions out of the negatives when ``dedupe``) and returns a ``ModelOutput``
     with ``loss`` (symmetric InfoNCE, what ``fit()`` minimises), no logits, and ``extras``:
-    ``"similarity"`` (the ``(B, B)`` cosine similarities ``I T^T``) and the embeddings
+    ``"similarity"`` (the ``(B, B)`` cosine similarities ``U V^T``) and the embeddings
     ``"image_emb"``, ``"text_emb"``.
     """
 

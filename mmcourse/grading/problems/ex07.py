@@ -97,7 +97,7 @@ EX07 = Exercise("07_cross_modal_retrieval", "Retrieval sets, Recall@K, InfoNCE, 
          hint="rank of query i = 1 + #{irrelevant j : S_ij >= its best relevant score}: an irrelevant "
               "item *tied* with the best relevant one counts as ranked above it (pessimistic)"),
     Part("q3", "info_nce", 5, info_nce, _nce_cases, forbidden=("info_nce",),
-         hint="Z = scale · I T^T; average the cross-entropy of the rows and of the columns "
+         hint="Z = U V^T / τ (= scale · U V^T); average the cross-entropy of the rows and of the columns "
               "with the diagonal as targets (both directions: image->text and text->image)"),
     Part("q4", "retrieval_experiment", 6, retrieval_experiment, _experiment_cases, atol=0.04, rtol=0.0,
          case_timeout=30.0,
