@@ -2,12 +2,12 @@
 
 On-the-fly gradient modulation with generalisation enhancement (Peng et al., 2022). For a late
 fusion ``s = Σ_m s_m`` trained jointly, the per-modality confidence in the true class over a
-batch is ``S_m = Σ_i softmax(s_m(x_i))_{y_i}``; with ``ρ_m = S_m / mean_{m'≠m} S_{m'}`` the
+batch is ``S_m = Σ_i softmax(s_m(x_i))_{y_i}``; with ``γ_m = S_m / mean_{m'≠m} S_{m'}`` the
 gradient of modality ``m``'s branch is scaled by
 
-    k_m = 1 − tanh(α · max(ρ_m − 1, 0)),
+    k_m = 1 − tanh(α · max(γ_m − 1, 0)),
 
-so the dominant modality (``ρ > 1``) is slowed down and the others catch up; GE adds Gaussian noise
+so the dominant modality (``γ_m > 1``) is slowed down and the others catch up; GE adds Gaussian noise
 with the gradient's own standard deviation to the slowed branch, ``g ← k g + N(0, std(g)²)``.
 Modulation needs plain SGD: Adam divides by a running gradient scale and undoes a constant ``k``.
 """
@@ -28,9 +28,9 @@ class OGMGE:
     The model's output must carry per-modality scores in ``outputs.extras["modality_scores"]``
     (``LateFusion``'s does), and the model its branches in ``model.encoders[m]`` /
     ``model.heads[m]``: the hook reads the outputs of the step, never state kept by the model. Each
-    step computes ``k_m = 1 − tanh(α · max(ρ_m − 1, 0))`` (see the module docstring) and multiplies the
+    step computes ``k_m = 1 − tanh(α · max(γ_m − 1, 0))`` (see the module docstring) and multiplies the
     gradients of modality ``m``'s branch by it; with ``ge=True`` the slowed branch also gets noise
-    ``N(0, std(g)²)``. ``history`` records ``{m: k_m}`` for every step, ``ratios`` the ``ρ_m``.
+    ``N(0, std(g)²)``. ``history`` records ``{m: k_m}`` for every step, ``ratios`` the ``γ_m``.
     """
 
     def __init__(self, alpha: float = 1.0, *, ge: bool = True, target: str = "label", seed: int = 0):
