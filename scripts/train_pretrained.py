@@ -32,7 +32,7 @@ from mmcourse.zero_shot import choose_prompts, template_table
 
 #: The architecture of the shipped Shapes dual encoder (a few MB of float32 weights).
 SHAPES_CLIP_KWARGS = {"vocab_size": 20, "embed_dim": 64, "image_size": 32, "width": 32,
-                      "image_features": 128, "token_dim": 32, "hidden": 128}
+                      "image_features": 128, "token_dim": 32, "hidden": 128, "image_tower": "shape_colour"}
 BASE_EPOCHS = 5
 SEED = 0
 #: Probability that a training scene keeps its full caption (otherwise a partial one).

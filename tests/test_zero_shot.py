@@ -283,3 +283,30 @@ def test_zero_shot_explorer_shows_bars_and_the_decision(clip, objects):
     assert state["prompts"] == [] and "at least one prompt" in state["html"]
     with pytest.raises(ValueError, match="at least one prompt"):
         prompt_scores(clip, objects.tensors["image"][0], [])
+
+
+# -- the shape/colour image tower --------------------------------------------------------------
+def test_shape_colour_tower_sees_shapes_without_their_colour():
+    from mmcourse.data.shapes import COLOURS
+    from mmcourse.data.shapes.render import BACKGROUND
+    from mmcourse.models.retrieval import DualEncoder
+    from mmcourse.models.shape_colour import ShapeColourEncoder, silhouette
+
+    mask = torch.zeros(32, 32)
+    mask[8:20, 10:22] = 1.0
+    images = torch.stack([BACKGROUND + (torch.tensor(rgb)[:, None, None] - BACKGROUND) * mask
+                          for rgb in COLOURS.values()])
+    m = silhouette(images)
+    assert m.shape == (6, 1, 32, 32) and torch.equal(m[:, 0], mask.expand(6, 32, 32))
+    enc = ShapeColourEncoder(32, width=4, out_dim=16, colour_dim=4)
+    z = enc(images)
+    assert z.shape == (6, 16)
+    # the shape stream is the same for every colour; the colour stream tells them apart
+    assert torch.allclose(z[:, :12], z[:1, :12].expand(6, 12))
+    assert torch.equal(enc.grid(images), enc.shape.grid(m))
+    with pytest.raises(ValueError, match="RGB images"):
+        enc(torch.rand(2, 1, 32, 32))
+    with pytest.raises(ValueError, match="image_tower"):
+        DualEncoder(20, image_tower="vit")
+    clip = DualEncoder(20, width=4, image_features=16, image_tower="shape_colour")
+    assert clip.encode_image(images).shape == (6, 64)
