@@ -219,20 +219,23 @@ def objects():
 
 
 def test_shipped_checkpoint_names_unseen_colours_and_kinds(clip, objects):
-    """The pretrained dual encoder never saw e.g. a green triangle, yet names its colour
-    (ensembled prompts: >= 0.80 on held-out combinations, measured 0.89) and, less well, its
-    kind (best prompt: measured 0.78 unseen, 0.99 seen)."""
+    """The pretrained dual encoder never saw e.g. a green triangle, yet names its colour and
+    its kind (benchmark, 2,000 objects: held-out >= 0.94 for both with the prompt sets chosen on
+    validation, ensembles >= 0.99; seen >= 0.99)."""
     u = image_embeddings(clip, objects.tensors["image"])
     full = "a {size} {colour} {kind}"
     colour = attribute_accuracy(clip, objects, "colour", full, image_emb=u)
-    assert colour["unseen"] >= 0.80 and colour["seen"] >= 0.85, colour
-    kind = attribute_accuracy(clip, objects, "kind", full, image_emb=u, reduce="max")
-    assert kind["unseen"] >= 0.68 and kind["seen"] >= 0.93, kind
+    assert colour["unseen"] >= 0.95 and colour["seen"] >= 0.95, colour
+    kind = attribute_accuracy(clip, objects, "kind", full, image_emb=u)
+    assert kind["unseen"] >= 0.95 and kind["seen"] >= 0.95, kind
+    # one short prompt, a sentence of the (augmented) pretraining captions, also composes
+    kind = attribute_accuracy(clip, objects, "kind", "a {kind}", image_emb=u)
+    assert kind["unseen"] >= 0.90, kind
 
 
 def test_template_table_compares_prompt_sets(clip, objects):
     rows = template_table(clip, objects)
-    assert {r["attribute"] for r in rows} == {"colour", "kind"} and len(rows) == 8
+    assert {r["attribute"] for r in rows} == {"colour", "kind"} and len(rows) == 12
     by = {(r["attribute"], r["prompts"]): r for r in rows}
     # the ensemble is at least as good as one arbitrary full caption on unseen combinations
     single = by[("colour", "'a large {colour} circle'")]["unseen"]
