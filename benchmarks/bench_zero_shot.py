@@ -4,10 +4,13 @@ and audio-visual zero-shot, printed with the time each part took.
     python benchmarks/bench_zero_shot.py [--seeds 0 1 2] [--av-epochs 6] [--only zero_shot transfer av]
 
 1. **Zero-shot** with the shipped ``shapes_clip`` checkpoint (``mmcourse.pretrained``): colour and
-   kind of one-object scenes, seen vs held-out (colour, kind) combinations, for three prompt sets.
+   kind of one-object scenes, seen vs held-out (colour, kind) combinations, for every prompt set
+   of ``mmcourse.zero_shot.TEMPLATES``; the headline figure is the prompt set chosen on separate
+   validation objects of *seen* combinations only (``choose_prompts``).
 2. **Label efficiency** on counting (1-3 objects, never a pretraining target): linear probe on the
    frozen pretrained image tower, fine-tuning it, and the same network from scratch, at 1, 5, 10
-   and 100 labels per class, mean and 95 % t-interval over the seeds.
+   and 100 labels per class, mean and 95 % t-interval over the seeds; the probe's ``C`` is chosen
+   per ``k`` on a separate validation set of counting scenes (``choose_C``), never on the test.
 3. **Audio-visual**: contrastive image<->speech pretraining on clean AV-Digits without labels,
    zero-shot image accuracy by spoken prototypes (one training voice's clips per digit, and all
    training clips), against a supervised image classifier trained as long.
@@ -25,11 +28,15 @@ import torch
 from mmcourse import config, pretrained
 
 PARTS = ("zero_shot", "transfer", "av")
+#: Seeds of the validation sets: zero-shot objects (the test objects use seed 7) and counting
+#: scenes (pool: seed 0, test: seed 1).
+VAL_OBJECTS_SEED = 11
+VAL_COUNTING_SEED = 3
 
 
 def zero_shot_part() -> dict:
     from mmcourse.data.shapes.holdout import load_single_objects
-    from mmcourse.zero_shot import template_table
+    from mmcourse.zero_shot import choose_prompts, template_table
 
     meta = pretrained.metadata("shapes_clip")
     print(f"shapes_clip: trained by scripts/train_pretrained.py, profile {meta['profile']}, "
@@ -40,7 +47,14 @@ def zero_shot_part() -> dict:
     print(f"{'attribute':<9} {'prompts':<28} {'seen':>6} {'unseen':>7} {'gap':>6}")
     for r in rows:
         print(f"{r['attribute']:<9} {r['prompts']:<28} {r['seen']:6.3f} {r['unseen']:7.3f} {r['gap']:+6.3f}")
-    return {(r["attribute"], r["prompts"]): r for r in rows}
+    by = {(r["attribute"], r["prompts"]): r for r in rows}
+    chosen = choose_prompts(model, load_single_objects(1000, seed=VAL_OBJECTS_SEED))
+    print(f"prompt sets chosen on 500 validation objects of seen combinations (seed {VAL_OBJECTS_SEED}):")
+    for attribute, label in chosen.items():
+        r = by[(attribute, label)]
+        print(f"  {attribute:<7} {label!r}: held-out {r['unseen']:.3f} (target >= 0.80), "
+              f"seen {r['seen']:.3f}, gap {r['gap']:+.3f}")
+    return by
 
 
 def transfer_part(seeds) -> list[dict]:
@@ -51,10 +65,14 @@ def transfer_part(seeds) -> list[dict]:
     model = pretrained.load("shapes_clip")
     kwargs = pretrained.metadata("shapes_clip")["kwargs"]
     pool, test = load_counting(100, seed=0), load_counting(200, seed=1, name="test")
+    val = load_counting(100, seed=VAL_COUNTING_SEED, name="val")
     records = run_label_efficiency(model.image_encoder, lambda: DualEncoder(**kwargs).image_encoder,
-                                   pool, test, ks=(1, 5, 10, 100), seeds=seeds)
+                                   pool, test, ks=(1, 5, 10, 100), seeds=seeds, val=val)
     rows = summarise(records)
-    print(f"counting 1-3 shapes: pool {len(pool)}, test {len(test)}, seeds {list(seeds)}")
+    print(f"counting 1-3 shapes: pool {len(pool)}, validation {len(val)}, test {len(test)}, "
+          f"seeds {list(seeds)}")
+    chosen = {r["k"]: r["C"] for r in records if r["method"] == "probe"}
+    print("probe C chosen on validation per k:", chosen)
     print(f"{'method':<9} {'k':>4} {'mean':>6}   95% interval")
     for r in rows:
         print(f"{r['method']:<9} {r['k']:>4} {r['mean']:6.3f}   [{r['low']:.3f}, {r['high']:.3f}]")

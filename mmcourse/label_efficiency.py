@@ -15,7 +15,10 @@ initialisation), reporting the mean test accuracy and a 95 % Student-t interval
     mean ± t_{0.975, n−1} · sd / √n.
 
 ``few_shot_indices`` draws the labelled subset; ``run_label_efficiency`` runs the grid and
-``summarise`` turns its records into the curve.
+``summarise`` turns its records into the curve. The probe's regularisation ``C`` is chosen on a
+**validation** split, never on the test split (``choose_C``: for each ``k``, the ``C`` of a grid
+whose probes, fitted on the same few-label draws, score best on average on the validation
+scenes).
 """
 
 from __future__ import annotations
@@ -35,9 +38,12 @@ from mmcourse.probe import LinearProbe
 from mmcourse.tensors import model_device
 
 METHODS = ("probe", "finetune", "scratch")
+#: The probe's candidate regularisations ``C`` (inverse L2 strength), a log grid.
+C_GRID = (0.01, 0.03, 0.1, 0.3, 1.0, 3.0, 10.0, 100.0)
 
-__all__ = ["METHODS", "SumPooled", "counting_embeddings", "few_shot_indices", "first_k_per_class",
-           "frozen_features", "probe_accuracy", "run_label_efficiency", "summarise", "train_classifier"]
+__all__ = ["C_GRID", "METHODS", "SumPooled", "choose_C", "counting_embeddings", "few_shot_indices",
+           "first_k_per_class", "frozen_features", "probe_accuracy", "run_label_efficiency", "summarise",
+           "train_classifier"]
 
 
 class SumPooled(nn.Module):
@@ -98,17 +104,40 @@ def train_classifier(encoder: nn.Module, train: ModalDataset, n_classes: int, *,
     return model
 
 
+def choose_C(z_pool: Tensor, y_pool: Tensor, z_val: Tensor, y_val: Tensor, k: int,
+             seeds: Sequence[int] = (0, 1, 2), grid: Sequence[float] = C_GRID) -> tuple[float, dict]:
+    """The probe's ``C`` for ``k`` labels per class, chosen on validation: for each ``C`` of
+    ``grid``, a ``LinearProbe`` on each seed's draw ``few_shot_indices(y_pool, k, seed)`` of the
+    pool features, scored on ``(z_val, y_val)``; returns the ``C`` of the best mean validation
+    accuracy (the smallest such ``C`` on a tie) and ``{C: mean accuracy}``."""
+    if not grid or any(not c > 0 for c in grid):
+        raise ValueError(f"grid must hold positive values of C, got {list(grid)}")
+    n_classes = int(y_pool.max()) + 1
+    draws = [few_shot_indices(y_pool, k, seed) for seed in seeds]
+    scores = {}
+    for C in sorted(grid):
+        accs = [(LinearProbe(z_pool.shape[1], n_classes, C=C).fit(z_pool[idx], y_pool[idx]).predict(z_val)
+                 == y_val).float().mean().item() for idx in draws]
+        scores[C] = statistics.fmean(accs)
+    best = max(scores.values())
+    return next(C for C in sorted(grid) if scores[C] == best), scores
+
+
 def run_label_efficiency(encoder: nn.Module, make_encoder: Callable[[], nn.Module], pool: ModalDataset,
                          test: ModalDataset, *, ks: Sequence[int] = (1, 5, 10, 100),
                          seeds: Sequence[int] = (0, 1, 2), methods: Sequence[str] = METHODS,
                          steps: int = 120, C: float = 1.0, probe_features: nn.Module | None = None,
+                         val: ModalDataset | None = None, C_grid: Sequence[float] = C_GRID,
                          progress: bool = True) -> list[dict]:
-    """Test accuracy of each method at each ``k`` and seed: records ``{method, k, seed, accuracy}``.
+    """Test accuracy of each method at each ``k`` and seed: records ``{method, k, seed, accuracy}``
+    (probe records also hold their ``C``).
 
     ``encoder``: the pretrained tower ``f`` (not modified: fine-tuning trains a copy);
     ``probe_features``: what the probe reads (default ``SumPooled(encoder)``);
     ``make_encoder()``: a freshly initialised tower of the same shape (from scratch); ``pool``:
-    labelled training scenes to draw ``k`` per class from; ``test``: where accuracy is measured.
+    labelled training scenes to draw ``k`` per class from; ``test``: where accuracy is measured;
+    ``val``: labelled validation scenes (disjoint from ``test``) -- when given, the probe's ``C``
+    is chosen per ``k`` among ``C_grid`` by ``choose_C`` on them, else ``C`` is used.
     """
     from tqdm.auto import tqdm
 
@@ -124,12 +153,18 @@ def run_label_efficiency(encoder: nn.Module, make_encoder: Callable[[], nn.Modul
     probe_features = SumPooled(encoder) if probe_features is None else probe_features
     z_pool = frozen_features(probe_features, pool.tensors["image"]) if "probe" in methods else None
     z_test = frozen_features(probe_features, test.tensors["image"]) if "probe" in methods else None
+    chosen = {k: C for k in ks}
+    if val is not None and "probe" in methods:
+        z_val = frozen_features(probe_features, val.tensors["image"])
+        chosen = {k: choose_C(z_pool, pool.tensors["label"], z_val, val.tensors["label"], k, seeds, C_grid)[0]
+                  for k in ks}
     records = []
     grid = [(k, s, m) for k in ks for s in seeds for m in methods]
     for k, seed, method in tqdm(grid, desc="label efficiency", disable=not progress):
         idx = few_shot_indices(pool.tensors["label"], k, seed)
         if method == "probe":
-            probe = LinearProbe(z_pool.shape[1], n_classes, C=C).fit(z_pool[idx], pool.tensors["label"][idx])
+            probe = LinearProbe(z_pool.shape[1], n_classes, C=chosen[k]).fit(z_pool[idx],
+                                                                              pool.tensors["label"][idx])
             acc = (probe.predict(z_test) == y_test).float().mean().item()
         else:
             if method == "finetune":
@@ -139,7 +174,8 @@ def run_label_efficiency(encoder: nn.Module, make_encoder: Callable[[], nn.Modul
                     start = make_encoder()
             model = train_classifier(start, pool.subset(idx), n_classes, steps=steps, seed=seed)
             acc = evaluate(model, test_xy, batch_size=512)["accuracy"]
-        records.append({"method": method, "k": k, "seed": seed, "accuracy": acc})
+        records.append({"method": method, "k": k, "seed": seed, "accuracy": acc,
+                        **({"C": chosen[k]} if method == "probe" else {})})
     return records
 
 

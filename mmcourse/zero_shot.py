@@ -9,6 +9,9 @@ ensembled class embeddings ``w_c``); this module scores it on data.
   ``mmcourse.data.shapes.holdout.load_single_objects``);
 * ``template_table(model, objects, templates)``: the same for several prompt sets, to compare
   one template against an ensemble;
+* ``choose_prompts(model, val_objects)``: for each attribute, the prompt set with the best
+  accuracy on the **seen** combinations of a validation split -- the held-out combinations
+  never take part in the choice;
 * ``prototype_accuracy(model, images, labels, clips, clip_labels)``: audio-visual zero-shot --
   classify images by the nearest spoken-digit prototype.
 """
@@ -29,21 +32,32 @@ from mmcourse.models.zero_shot import (
     zero_shot_scores,
 )
 
-#: Prompt sets compared in the chapter: a partial caption, one full caption, and every full
-#: caption (all sizes and all values of the other attribute) pooled two ways: the mean of their
-#: embeddings (CLIP's ensemble) and the best of them (``reduce="max"``).
+#: Every form a caption of one object takes in pretraining (``vary_captions``): the attribute
+#: alone, with a size, with the other attribute, or all three words.
+FORMS = {"colour": ["a {colour}", "a {size} {colour}", "a {colour} {kind}", "a {size} {colour} {kind}"],
+         "kind": ["a {kind}", "a {size} {kind}", "a {colour} {kind}", "a {size} {colour} {kind}"]}
+
+#: Prompt sets compared in the chapter: a partial caption, one full caption, every full caption
+#: (all sizes and all values of the other attribute), and every caption form (1 + 2 + 4 + 8 = 15
+#: prompts per colour, 1 + 2 + 6 + 12 = 21 per kind), the ensembles pooled two ways: the mean of
+#: their embeddings (CLIP's ensemble) and the best of them (``reduce="max"``).
 TEMPLATES = {
     "colour": {"'a {colour}'": (["a {colour}"], "mean"),
                "'a large {colour} circle'": (["a large {colour} circle"], "mean"),
                "ensemble of 8, mean": (["a {size} {colour} {kind}"], "mean"),
-               "ensemble of 8, max": (["a {size} {colour} {kind}"], "max")},
+               "ensemble of 8, max": (["a {size} {colour} {kind}"], "max"),
+               "all forms (15), mean": (FORMS["colour"], "mean"),
+               "all forms (15), max": (FORMS["colour"], "max")},
     "kind": {"'a {kind}'": (["a {kind}"], "mean"),
              "'a large red {kind}'": (["a large red {kind}"], "mean"),
              "ensemble of 12, mean": (["a {size} {colour} {kind}"], "mean"),
-             "ensemble of 12, max": (["a {size} {colour} {kind}"], "max")},
+             "ensemble of 12, max": (["a {size} {colour} {kind}"], "max"),
+             "all forms (21), mean": (FORMS["kind"], "mean"),
+             "all forms (21), max": (FORMS["kind"], "max")},
 }
 
-__all__ = ["TEMPLATES", "attribute_accuracy", "image_embeddings", "prototype_accuracy", "template_table"]
+__all__ = ["FORMS", "TEMPLATES", "attribute_accuracy", "choose_prompts", "image_embeddings",
+           "prototype_accuracy", "template_table"]
 
 
 @torch.no_grad()
@@ -101,6 +115,24 @@ def template_table(model, objects, templates: Mapping[str, Mapping[str, tuple]] 
             rows.append({"attribute": attribute, "prompts": label,
                          **attribute_accuracy(model, objects, attribute, temps, image_emb=u, reduce=reduce)})
     return rows
+
+
+def choose_prompts(model, val_objects, templates: Mapping[str, Mapping[str, tuple]] | None = None
+                   ) -> dict[str, str]:
+    """``{attribute: label}``: the prompt set of ``templates`` (default ``TEMPLATES``) with the best
+    accuracy on the ``seen`` combinations of ``val_objects`` (a validation split of one-object
+    scenes, not the test split), the first in table order on a tie. Held-out combinations are
+    not looked at: choosing prompts on them would leak the test of compositional generalisation."""
+    seen = val_objects.tensors["seen"].bool() if "seen" in val_objects.tensors else None
+    if seen is None or not seen.any():
+        raise ValueError("choose_prompts needs validation objects with some seen combinations "
+                         "(mmcourse.data.shapes.holdout.load_single_objects)")
+    rows = template_table(model, val_objects.subset(torch.nonzero(seen).flatten()), templates)
+    best: dict[str, dict] = {}
+    for r in rows:
+        if r["attribute"] not in best or r["all"] > best[r["attribute"]]["all"]:
+            best[r["attribute"]] = r
+    return {attribute: r["prompts"] for attribute, r in best.items()}
 
 
 def prototype_accuracy(model, images: Tensor, labels: Tensor, clips: Tensor, clip_labels: Tensor,

@@ -4,12 +4,15 @@
 
 ``shapes_clip``: a CLIP-style ``DualEncoder`` trained with symmetric InfoNCE on Shapes scenes of
 1-3 objects and their captions, **never** showing a held-out (colour, kind) combination
-(``mmcourse.data.shapes.holdout.HELD_OUT``). The profile sets the number of scenes and epochs
-(``full``: 20,000 scenes, 2 × the base epochs); the model stays at the course's 32-px scenes so
-that the notebooks can use it on their own data. The script writes ``NAME.pt`` and
+(``mmcourse.data.shapes.holdout.HELD_OUT``). Caption augmentation: half of the training scenes
+are described by a partial caption (``vary_captions``: "a triangle", "a large green ..."), so
+that every short prompt is a sentence the text tower has read. The profile sets the number of
+scenes and epochs (``full``: 20,000 scenes, 2 × the base epochs); the model stays at the
+course's 32-px scenes so that the notebooks can use it on their own data. The script writes ``NAME.pt`` and
 ``NAME.sha256`` (verified by ``mmcourse.pretrained.load``), and records the data, profile,
-epochs, time and zero-shot figures in the checkpoint's metadata. ``--check`` only reloads the
-shipped file and prints its metadata.
+epochs, time and zero-shot figures in the checkpoint's metadata, with the prompt sets chosen on
+validation objects of seen combinations only (``mmcourse.zero_shot.choose_prompts``).
+``--check`` only reloads the shipped file and prints its metadata.
 """
 
 from __future__ import annotations
@@ -22,16 +25,20 @@ import torch
 
 from mmcourse import config, pretrained
 from mmcourse.data.shapes import MAX_SHAPES, shapes_vocab
-from mmcourse.data.shapes.holdout import HELD_OUT, load_pretraining, load_single_objects
+from mmcourse.data.shapes.holdout import HELD_OUT, load_pretraining, load_single_objects, vary_captions
 from mmcourse.models.retrieval import DualEncoder
 from mmcourse.train import fit
-from mmcourse.zero_shot import template_table
+from mmcourse.zero_shot import choose_prompts, template_table
 
 #: The architecture of the shipped Shapes dual encoder (a few MB of float32 weights).
 SHAPES_CLIP_KWARGS = {"vocab_size": 20, "embed_dim": 64, "image_size": 32, "width": 32,
-                      "image_features": 128, "token_dim": 32, "hidden": 128}
+                      "image_features": 128, "token_dim": 32, "hidden": 128, "image_tower": "shape_colour"}
 BASE_EPOCHS = 5
 SEED = 0
+#: Probability that a training scene keeps its full caption (otherwise a partial one).
+P_FULL = 0.5
+#: Seed of the validation objects on which prompt sets are chosen (the test objects use others).
+VAL_OBJECTS_SEED = 11
 
 
 def train_shapes_clip(prof: config.Profile, *, n_train: int | None = None, epochs: int | None = None,
@@ -46,14 +53,17 @@ def train_shapes_clip(prof: config.Profile, *, n_train: int | None = None, epoch
     with config.seeded(seed):
         model = DualEncoder(**SHAPES_CLIP_KWARGS)
     start = time.perf_counter()
-    history = fit(model, data.train.select(["image", "text", "label"]),
+    train = vary_captions(data.train, p_full=P_FULL, seed=seed)
+    history = fit(model, train.select(["image", "text", "label"]),
                   data.val.select(["image", "text", "label"]), epochs=epochs, lr=2e-3,
                   batch_size=128, seed=seed, progress=progress, desc="shapes_clip")
     seconds = time.perf_counter() - start
     model.cpu().eval()
     objects = load_single_objects(1000, seed=seed + 1)
     rows = template_table(model, objects)
+    chosen = choose_prompts(model, load_single_objects(1000, seed=VAL_OBJECTS_SEED))
     meta = {"profile": prof.name, "n_train": n_train, "epochs": epochs, "batch_size": 128, "lr": 2e-3,
+            "caption_p_full": P_FULL, "prompts_chosen_on_val": chosen,
             "seed": seed, "max_shapes": MAX_SHAPES, "held_out": [list(c) for c in HELD_OUT],
             "train_seconds": round(seconds, 1), "device": str(config.device()),
             "machine": platform.machine(), "torch": str(torch.__version__),
@@ -82,6 +92,7 @@ def main() -> None:
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) and its .sha256")
     for row in meta["zero_shot"]:
         print(row)
+    print("prompt sets chosen on validation (seen combinations):", meta["prompts_chosen_on_val"])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ import pytest
 import torch
 
 from mmcourse import pretrained
+from mmcourse.data.shapes.holdout import load_counting
 from mmcourse.label_efficiency import (
+    choose_C,
     few_shot_indices,
     first_k_per_class,
     probe_accuracy,
@@ -120,6 +122,22 @@ def test_first_k_per_class_and_probe_accuracy():
     assert probe_accuracy(centres[labels], labels, test, test_y, 1) == 1.0
 
 
+def test_choose_C_picks_the_best_mean_validation_accuracy():
+    g = torch.Generator().manual_seed(0)
+    centres = 3 * torch.randn(3, 6, generator=g)
+    y_pool, y_val = torch.arange(90) % 3, torch.arange(60) % 3
+    z_pool = centres[y_pool] + 2.0 * torch.randn(90, 6, generator=g)
+    z_val = centres[y_val] + 2.0 * torch.randn(60, 6, generator=g)
+    best, scores = choose_C(z_pool, y_pool, z_val, y_val, 5, seeds=(0, 1), grid=(0.01, 1.0, 100.0))
+    assert set(scores) == {0.01, 1.0, 100.0} and scores[best] == max(scores.values())
+    draws = [few_shot_indices(y_pool, 5, s) for s in (0, 1)]
+    by_hand = statistics.fmean((LinearProbe(6, 3, C=1.0).fit(z_pool[i], y_pool[i]).predict(z_val) == y_val)
+                               .float().mean().item() for i in draws)
+    assert scores[1.0] == pytest.approx(by_hand)
+    with pytest.raises(ValueError, match="positive values of C"):
+        choose_C(z_pool, y_pool, z_val, y_val, 5, grid=(0.0, 1.0))
+
+
 def test_sum_pooled_features_are_the_feature_map_summed_over_positions():
     from mmcourse.label_efficiency import SumPooled, frozen_features
 
@@ -151,9 +169,16 @@ def test_label_efficiency_runs_every_method(tiny_counting):
     assert {(r["method"], r["seed"]) for r in records} == {(m, s) for m in ("probe", "finetune", "scratch")
                                                             for s in (0, 1)}
     assert all(0.0 <= r["accuracy"] <= 1.0 for r in records)
+    assert {r["C"] for r in records if r["method"] == "probe"} == {1.0}
+    # with a validation split the probe's C is chosen on it, from the grid
+    val = load_counting(10, seed=3, name="val")
+    chosen = run_label_efficiency(clip.image_encoder, None, pool, test, ks=(2,), seeds=(0, 1),
+                                  methods=("probe",), val=val, C_grid=(0.01, 100.0), progress=False)
+    assert {r["C"] for r in chosen} <= {0.01, 100.0} and len({r["C"] for r in chosen}) == 1
     # fine-tuning trains a copy: the pretrained tower is untouched
-    assert torch.equal(clip.image_encoder.proj[2].weight,
-                       pretrained.load("shapes_clip").image_encoder.proj[2].weight)
+    shipped = pretrained.load("shapes_clip").image_encoder.state_dict()
+    for name, weight in clip.image_encoder.state_dict().items():
+        assert torch.equal(weight, shipped[name]), name
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,9 @@ Every model takes a batch dict and returns one ``ModelOutput`` (``output``).
 * ``encoders``: one encoder per modality, shared by baselines and fusions; ``joint``: the joint
   classifier interface; ``fusion``: early, late, voting, tensor, gated;
   ``cross_attention_fusion``: end-to-end fusion;
-* ``retrieval``: dual encoder, InfoNCE, R(q, D); ``captioning``: the attention captioner;
+* ``retrieval``: dual encoder, InfoNCE, R(q, D); ``shape_colour``: an image tower with a
+  colour-blind shape stream beside a coarse colour stream (chapter 11); ``captioning``: the
+  attention captioner;
   ``decoding``: greedy / beam / sampling over any captioner; ``transformer_captioning``: the
   same captioner with a causal transformer decoder; ``ctc_recognizer``: a conv encoder over log-mel
   frames trained with CTC (chapter 12).

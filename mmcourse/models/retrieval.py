@@ -114,7 +114,8 @@ class DualEncoder(nn.Module):
     """Image tower and text tower into one space: ``u = g(x)/||g(x)||``, ``v = h(t)/||h(t)||``.
 
     * image tower ``g``: ``ConvEncoder`` (two conv/ReLU/pool blocks + dense) on ``(B, 3, S, S)``
-      images, then a linear projection to ``embed_dim``;
+      images (``image_tower="shape_colour"``: ``ShapeColourEncoder``, a colour-blind shape stream
+      beside a coarse colour stream), then a linear projection to ``embed_dim``;
     * text tower ``h``: a GRU ``SequenceEncoder`` over ``(B, L)`` token ids (its last state,
       which depends on word order), then a linear projection to ``embed_dim``;
     * ``logit_scale``: the log of the softmax scale ``1/τ``, initialised at ``log(1/0.07)``;
@@ -131,14 +132,22 @@ class DualEncoder(nn.Module):
 
     def __init__(self, vocab_size: int, embed_dim: int = 64, image_size: int = 32, *,
                  width: int = 32, image_features: int = 128, token_dim: int = 32,
-                 hidden: int = 128, dropout: float = 0.0, dedupe: bool = True):
+                 hidden: int = 128, dropout: float = 0.0, dedupe: bool = True, image_tower: str = "conv"):
         super().__init__()
         if vocab_size < 2:
             raise ValueError(f"vocab_size must be >= 2 (0 is the padding), got {vocab_size}")
+        if image_tower not in ("conv", "shape_colour"):
+            raise ValueError(f"image_tower must be 'conv' or 'shape_colour', got {image_tower!r}")
         self.vocab_size, self.embed_dim, self.image_size = vocab_size, embed_dim, image_size
         self.dedupe = dedupe
-        self.image_encoder = ConvEncoder(3, (image_size, image_size), width=width,
-                                         out_dim=image_features, dropout=dropout)
+        if image_tower == "conv":
+            self.image_encoder = ConvEncoder(3, (image_size, image_size), width=width,
+                                             out_dim=image_features, dropout=dropout)
+        else:
+            from mmcourse.models.shape_colour import ShapeColourEncoder
+
+            self.image_encoder = ShapeColourEncoder(image_size, width=width, out_dim=image_features,
+                                                    colour_dim=image_features // 4, dropout=dropout)
         self.text_encoder = SequenceEncoder(vocab_size=vocab_size, embed_dim=token_dim,
                                             hidden=hidden, cell="gru")
         self.image_proj = nn.Linear(image_features, embed_dim)

@@ -13,7 +13,10 @@ unseen ones.
   ``image``, ``text``, ``length``, ``label`` and, per scene, ``count`` (objects - 1) and, for
   one-object scenes, ``colour`` and ``kind`` ids (-1 otherwise) and ``seen``;
 * ``load_pretraining`` / ``load_single_objects`` / ``load_counting``: the chapter's three data
-  sets (pretraining pairs, zero-shot test objects, the downstream counting task).
+  sets (pretraining pairs, zero-shot test objects, the downstream counting task);
+* ``partial_caption`` / ``vary_captions``: caption augmentation -- a scene described with only
+  some of each object's words ("a triangle", "a large green"), so that short prompts such as
+  "a {kind}" are sentences the text tower has read, whatever the colour.
 """
 
 from __future__ import annotations
@@ -24,7 +27,14 @@ import numpy as np
 import torch
 
 from mmcourse.data.base import ModalDataset, Splits
-from mmcourse.data.shapes.grammar import caption_label, caption_of, max_tokens, shapes_vocab
+from mmcourse.data.shapes.grammar import (
+    _caption_parts,
+    caption_label,
+    caption_of,
+    max_tokens,
+    num_captions,
+    shapes_vocab,
+)
 from mmcourse.data.shapes.render import _check_image_size, render_scenes
 from mmcourse.data.shapes.sampling import sample_scenes
 from mmcourse.data.shapes.scene import COLOUR_NAMES, KINDS, MAX_SHAPES, _check_int
@@ -112,6 +122,53 @@ def shapes_split(scenes: Sequence[Sequence[Mapping]], name: str = "split", *, im
                         shapes=MODALITY_SHAPES)
 
 
+ATTRIBUTE_WORDS = ("size", "colour", "kind")
+
+
+def partial_caption(scene: Sequence[Mapping], rng: np.random.Generator, p_full: float = 0.5) -> str:
+    """The caption of ``scene`` (``caption_of``) with probability ``p_full``; otherwise each
+    object's phrase ``a SIZE COLOUR KIND`` keeps a random non-empty subset of its three words,
+    each subset equally likely (e.g. ``a triangle``, ``a large green``), order and relations
+    unchanged. Never names a combination the scene does not show."""
+    if not 0.0 <= p_full <= 1.0:
+        raise ValueError(f"p_full (probability of the full caption) must lie in [0, 1], got {p_full!r}")
+    if rng.random() < p_full:
+        return caption_of(scene)
+    ordered, rels = _caption_parts(scene)
+    phrases = []
+    for obj in ordered:
+        keep = int(rng.integers(1, 8))   # a non-empty subset of (size, colour, kind) as 3 bits
+        phrases.append(" ".join(["a", *(obj[a] for i, a in enumerate(ATTRIBUTE_WORDS) if keep >> i & 1)]))
+    words = [phrases[0]]
+    for rel, phrase in zip(rels, phrases[1:]):
+        words += [rel, phrase]
+    return " ".join(words)
+
+
+def vary_captions(split: ModalDataset, *, p_full: float = 0.5, seed: int = 0,
+                  max_shapes: int = MAX_SHAPES) -> ModalDataset:
+    """Caption augmentation: a copy of a ``shapes_split`` whose caption of each scene is
+    ``partial_caption(scene, rng, p_full)``. ``text``/``length`` are re-tokenised and ``label``
+    names the caption text (equal texts, equal labels: InfoNCE keeps them out of each other's
+    negatives): a full caption keeps ``caption_label``, a partial one gets
+    ``num_captions(max_shapes) + its rank among the distinct partial texts``."""
+    if "scene" not in split.meta:
+        raise KeyError("vary_captions needs a split made by shapes_split (meta 'scene')")
+    rng = np.random.default_rng(np.random.SeedSequence([_check_int("seed", seed, 0), 14]))
+    captions = [partial_caption(s, rng, p_full) for s in split.meta["scene"]]
+    full = [c == caption_of(s) for c, s in zip(captions, split.meta["scene"])]
+    partial = sorted({c for c, f in zip(captions, full) if not f})
+    rank = {c: i for i, c in enumerate(partial)}
+    base = num_captions(max_shapes)
+    tokens, length = shapes_vocab().encode_batch(captions, length=max_tokens(max_shapes), bos=True, eos=True)
+    tensors = dict(split.tensors)
+    tensors.update(text=tokens, length=length,
+                   label=torch.tensor([caption_label(c) if f else base + rank[c]
+                                       for c, f in zip(captions, full)], dtype=torch.long))
+    return ModalDataset(tensors, name=split.name, meta={**split.meta, "caption": captions},
+                        shapes=split.shapes)
+
+
 def load_pretraining(n_train: int = 4000, n_val: int = 500, *, image_size: int = 32,
                      combos: Iterable = HELD_OUT, max_shapes: int = MAX_SHAPES, seed: int = 0) -> Splits:
     """Pretraining pairs (scene, caption) of 1..``max_shapes`` objects that never show a
@@ -170,4 +227,5 @@ def load_counting(n_per_class: int = 100, *, image_size: int = 32, max_shapes: i
 
 
 __all__ = ["HELD_OUT", "check_combinations", "has_combination", "load_counting", "load_pretraining",
-           "load_single_objects", "sample_scenes_without", "shapes_split"]
+           "load_single_objects", "partial_caption", "sample_scenes_without", "shapes_split",
+           "vary_captions"]
