@@ -22,7 +22,7 @@ from mmcourse.alignment import (
     greedy_decode,
     prefix_beam_search,
 )
-from mmcourse.alignment.forced import word_boundaries
+from mmcourse.alignment.forced import voiced_boundaries, voiced_frames, word_boundaries
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,6 +198,29 @@ def test_word_boundaries_grow_spans_over_speech_and_stop_at_silence():
     a = forced_align(lp, [1, 2], blank=0)
     assert a.spans.tolist() == [[3, 4], [8, 9]]
     assert word_boundaries(lp, a.spans, blank=0).tolist() == [[2, 5], [6, 10]]
+
+
+def test_voiced_boundaries_run_from_each_spike_to_the_last_voiced_frame_before_the_next():
+    # three words: [3, 8) with a silent gap inside, [11, 15), and [15, 19) right after it (no pause)
+    audio = torch.full((4, 24), -2.0)
+    for s, e in [(3, 5), (6, 8), (11, 15), (15, 19)]:
+        audio[1, s:e] = 1.0
+    voiced = voiced_frames(audio, threshold=-1.0)
+    assert voiced.tolist() == [3 <= t < 5 or 6 <= t < 8 or 11 <= t < 19 for t in range(24)]
+    truth = [[3, 8], [11, 15], [15, 19]]
+    early = torch.tensor([[2, 3], [9, 10], [14, 15]])           # spikes one or two frames early
+    assert voiced_boundaries(early, voiced).tolist() == [[3, 8], [11, 14], [14, 19]]
+    assert voiced_boundaries(early, voiced, shift=1).tolist() == truth
+    on_time = torch.tensor([[3, 4], [11, 13], [15, 16]])
+    assert voiced_boundaries(on_time, voiced).tolist() == truth
+    # a region without voice keeps its span; bad input is named
+    assert voiced_boundaries(on_time, torch.zeros(24, dtype=torch.bool)).tolist() == on_time.tolist()
+    with pytest.raises(ValueError, match="voiced"):
+        voiced_boundaries(on_time, voiced[:10])
+    with pytest.raises(ValueError, match="spans"):
+        voiced_boundaries(torch.zeros(0, 2), voiced)
+    with pytest.raises(ValueError, match="audio"):
+        voiced_frames(torch.zeros(24), 0.0)
 
 
 # ---------------------------------------------------------------------------------------------

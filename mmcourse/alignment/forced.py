@@ -25,7 +25,8 @@ from torch import Tensor
 
 from mmcourse.alignment.ctc import extend_with_blanks
 
-__all__ = ["Alignment", "boundary_errors", "forced_align", "word_boundaries"]
+__all__ = ["Alignment", "boundary_errors", "forced_align", "voiced_boundaries", "voiced_frames",
+           "word_boundaries"]
 
 
 @dataclass
@@ -116,6 +117,51 @@ def word_boundaries(log_probs: Tensor, spans: Tensor, blank: int = 0, silence: f
         while end < hi and speech[end]:
             end += 1
         out[i] = torch.tensor([start, end])
+    return out
+
+
+def voiced_frames(audio, threshold: float) -> Tensor:
+    """``(T,)`` bool: the frames of ``audio (F, T)`` whose loudest band is above ``threshold`` (in the
+    audio's own units, e.g. standardised log-mel). The simplest voice activity detector."""
+    audio = torch.as_tensor(audio)
+    if audio.dim() != 2 or not audio.is_floating_point():
+        raise ValueError(f"audio must be a float (F, T) spectrogram of one utterance, got "
+                         f"{tuple(audio.shape)} {audio.dtype}")
+    return audio.max(dim=0).values > threshold
+
+
+def voiced_boundaries(spans, voiced, shift: int = 0) -> Tensor:
+    """Word boundaries ``(S, 2)`` ``[start, end)``: the CTC spikes say *where each word begins*,
+    the voicing says *where its sound stops*.
+
+    The anchors ``a_i = first_i + shift`` (``first_i`` the first frame of symbol ``i``'s span,
+    ``shift`` a constant chosen on validation data for a model that fires early or late) cut the
+    utterance into regions ``[a_i, a_{i+1})`` (the first from frame 0, the last to ``T``); word
+    ``i`` runs from the first to the last voiced frame of its region:
+
+        start_i = min{t ∈ region_i : voiced_t},   end_i = max{t ∈ region_i : voiced_t} + 1.
+
+    A region with no voiced frame keeps the span. ``voiced (T,)`` is a bool mask, e.g.
+    ``voiced_frames(audio, threshold)``.
+    """
+    spans = torch.as_tensor(spans, dtype=torch.long)
+    voiced = torch.as_tensor(voiced, dtype=torch.bool)
+    if spans.dim() != 2 or spans.shape[1] != 2 or len(spans) == 0:
+        raise ValueError(f"spans must be (S, 2) [first, last + 1) frames with S >= 1, "
+                         f"got {tuple(spans.shape)}")
+    if voiced.dim() != 1 or int(spans.max()) > len(voiced):
+        raise ValueError(f"voiced must be a (T,) bool mask covering the spans (T >= {int(spans.max())}), "
+                         f"got {tuple(voiced.shape)}")
+    t_max = len(voiced)
+    anchors = (spans[:, 0] + int(shift)).clamp(0, t_max - 1)
+    anchors = torch.cummax(anchors, dim=0).values                 # regions stay in order
+    out = spans.clone()
+    for i in range(len(spans)):
+        lo = 0 if i == 0 else int(anchors[i])
+        hi = t_max if i == len(spans) - 1 else int(anchors[i + 1])
+        frames = torch.nonzero(voiced[lo:hi]).flatten()
+        if len(frames):
+            out[i] = torch.stack([lo + frames[0], lo + frames[-1] + 1])
     return out
 
 
