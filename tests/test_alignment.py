@@ -200,23 +200,24 @@ def test_word_boundaries_grow_spans_over_speech_and_stop_at_silence():
     assert word_boundaries(lp, a.spans, blank=0).tolist() == [[2, 5], [6, 10]]
 
 
-def test_voiced_boundaries_run_from_each_spike_to_the_last_voiced_frame_before_the_next():
-    # three words: [3, 8) with a silent gap inside, [11, 15), and [15, 19) right after it (no pause)
+def test_voiced_boundaries_cut_words_in_the_pauses_between_spikes():
+    # three words: [3, 8) with a one-frame silent gap inside, [11, 15), and [15, 19) with no pause
     audio = torch.full((4, 24), -2.0)
     for s, e in [(3, 5), (6, 8), (11, 15), (15, 19)]:
         audio[1, s:e] = 1.0
     voiced = voiced_frames(audio, threshold=-1.0)
     assert voiced.tolist() == [3 <= t < 5 or 6 <= t < 8 or 11 <= t < 19 for t in range(24)]
     truth = [[3, 8], [11, 15], [15, 19]]
-    early = torch.tensor([[2, 3], [9, 10], [14, 15]])           # spikes one or two frames early
-    assert voiced_boundaries(early, voiced).tolist() == [[3, 8], [11, 14], [14, 19]]
-    assert voiced_boundaries(early, voiced, shift=1).tolist() == truth
-    on_time = torch.tensor([[3, 4], [11, 13], [15, 16]])
-    assert voiced_boundaries(on_time, voiced).tolist() == truth
-    # a region without voice keeps its span; bad input is named
-    assert voiced_boundaries(on_time, torch.zeros(24, dtype=torch.bool)).tolist() == on_time.tolist()
+    onsets = torch.tensor([[2, 3], [9, 10], [15, 16]])        # spikes at (or before) each onset
+    assert voiced_boundaries(onsets, voiced).tolist() == truth
+    ends = torch.tensor([[7, 8], [14, 15], [18, 19]])         # spikes at each word's end
+    assert voiced_boundaries(ends, voiced).tolist() == [[3, 8], [11, 18], [18, 19]]
+    assert voiced_boundaries(ends, voiced, shift=-3).tolist() == truth   # no pause: cut at f_i - 3
+    # a word without voice keeps its span; bad input is named
+    silent = torch.zeros(24, dtype=torch.bool)
+    assert voiced_boundaries(onsets, silent).tolist() == onsets.tolist()
     with pytest.raises(ValueError, match="voiced"):
-        voiced_boundaries(on_time, voiced[:10])
+        voiced_boundaries(onsets, voiced[:10])
     with pytest.raises(ValueError, match="spans"):
         voiced_boundaries(torch.zeros(0, 2), voiced)
     with pytest.raises(ValueError, match="audio"):

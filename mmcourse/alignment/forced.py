@@ -131,17 +131,20 @@ def voiced_frames(audio, threshold: float) -> Tensor:
 
 
 def voiced_boundaries(spans, voiced, shift: int = 0) -> Tensor:
-    """Word boundaries ``(S, 2)`` ``[start, end)``: the CTC spikes say *where each word begins*,
-    the voicing says *where its sound stops*.
+    """Word boundaries ``(S, 2)`` ``[start, end)``: the CTC spikes say *which* word is *where*, the
+    voicing says where its sound starts and stops.
 
-    The anchors ``a_i = first_i + shift`` (``first_i`` the first frame of symbol ``i``'s span,
-    ``shift`` a constant chosen on validation data for a model that fires early or late) cut the
-    utterance into regions ``[a_i, a_{i+1})`` (the first from frame 0, the last to ``T``); word
-    ``i`` runs from the first to the last voiced frame of its region:
+    Between two consecutive spikes ``f_{i-1} < f_i`` (``f`` the first frame of each span) the words
+    are cut in the longest run of unvoiced frames after word ``i-1`` starts to sound and up to
+    ``f_i`` (the pause between them, wherever in its word each spike fell; on a tie, the later
+    run); with no unvoiced frame there (no pause), at
+    ``f_i + shift``, ``shift`` a constant chosen on validation data. Word ``i`` then runs from the
+    first to the last voiced frame between its cuts (the first word from frame 0, the last to
+    ``T``):
 
-        start_i = min{t ∈ region_i : voiced_t},   end_i = max{t ∈ region_i : voiced_t} + 1.
+        start_i = min{t ∈ [c_i, c_{i+1}) : voiced_t},   end_i = max{t ∈ [c_i, c_{i+1}) : voiced_t} + 1.
 
-    A region with no voiced frame keeps the span. ``voiced (T,)`` is a bool mask, e.g.
+    A word with no voiced frame keeps its span. ``voiced (T,)`` is a bool mask, e.g.
     ``voiced_frames(audio, threshold)``.
     """
     spans = torch.as_tensor(spans, dtype=torch.long)
@@ -152,16 +155,26 @@ def voiced_boundaries(spans, voiced, shift: int = 0) -> Tensor:
     if voiced.dim() != 1 or int(spans.max()) > len(voiced):
         raise ValueError(f"voiced must be a (T,) bool mask covering the spans (T >= {int(spans.max())}), "
                          f"got {tuple(voiced.shape)}")
-    t_max = len(voiced)
-    anchors = (spans[:, 0] + int(shift)).clamp(0, t_max - 1)
-    anchors = torch.cummax(anchors, dim=0).values                 # regions stay in order
+    t_max, first = len(voiced), spans[:, 0].tolist()
+    quiet = (~voiced).tolist()
+    cuts = [0]
+    for prev, nxt in zip(first[:-1], first[1:]):
+        lo = prev                          # from where word i-1 sounds (its spike may precede it)
+        while lo < nxt and quiet[lo]:
+            lo += 1
+        best, run = None, 0                                       # best: (length, last frame)
+        for t in range(lo + 1, nxt + 1):
+            run = run + 1 if quiet[t] else 0
+            if run and (best is None or run >= best[0]):
+                best = (run, t)
+        cut = best[1] - best[0] // 2 if best else min(max(nxt + int(shift), prev + 1), t_max - 1)
+        cuts.append(max(cut, cuts[-1]))
+    cuts.append(t_max)
     out = spans.clone()
     for i in range(len(spans)):
-        lo = 0 if i == 0 else int(anchors[i])
-        hi = t_max if i == len(spans) - 1 else int(anchors[i + 1])
-        frames = torch.nonzero(voiced[lo:hi]).flatten()
+        frames = torch.nonzero(voiced[cuts[i]: cuts[i + 1]]).flatten()
         if len(frames):
-            out[i] = torch.stack([lo + frames[0], lo + frames[-1] + 1])
+            out[i] = torch.stack([cuts[i] + frames[0], cuts[i] + frames[-1] + 1])
     return out
 
 
