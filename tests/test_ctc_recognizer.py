@@ -56,6 +56,19 @@ def test_one_posterior_per_input_frame_centred_on_it():
         assert touched.tolist() == list(range(t - 8, t + 9))
 
 
+def test_augment_perturbs_training_batches_only():
+    torch.manual_seed(0)
+    kwargs = {"channels": 8, "conv_layers": 2, "rnn": False, "norm": False, "dropout": 0.0}
+    plain, augmented = CTCRecognizer(**kwargs), CTCRecognizer(**kwargs, augment=(2, 4, 5))
+    augmented.load_state_dict(plain.state_dict())
+    batch = _batch()
+    torch.testing.assert_close(augmented.eval()(batch).logits, plain.eval()(batch).logits)   # off in eval
+    assert torch.equal(plain.train()(batch).logits, plain.eval()(batch).logits)     # nothing else random
+    assert not torch.equal(augmented.train()(batch).logits, plain.train()(batch).logits)
+    with pytest.raises(ValueError, match="augment"):
+        CTCRecognizer(augment=(40, 0, 0))
+
+
 def test_bad_batches_are_named():
     model = CTCRecognizer(channels=8, conv_layers=1, rnn=False)
     with pytest.raises(KeyError, match="audio_lengths"):
