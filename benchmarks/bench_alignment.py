@@ -11,7 +11,8 @@ It prints
   trained on all 2,000 clean training strings for ``--epochs``: digit error rate on the 400
   held-out-voice test strings, greedy and prefix beam (K = 8), by jiwer and by our edit distance;
 * the same recogniser trained and tested at the dataset's noise level (-6 dB SNR, AV-Digits'
-  default), and the clean model on noisy strings;
+  default) -- without the perturbation, which its validation voices rejected (digit error rate
+  on them 29.4 % without vs 88.1 % with), and the clean model on noisy strings;
 * forced alignment on the test strings (clean, then noisy): the median and 90th-percentile error
   in frames of each digit's start and end, for the Viterbi spans themselves, spans widened by a
   blank penalty (prior normalisation), the spikes as onsets with ends at the next onset, and the
@@ -213,10 +214,12 @@ def main() -> None:
     parser.add_argument("--augment", type=int, nargs=3, default=(2, 4, 5),
                         metavar=("SHIFT", "FMASK", "TMASK"),
                         help="CTCRecognizer(augment=...): band shift, frequency mask, time mask")
+    parser.add_argument("--noisy-augment", type=int, nargs=3, default=(0, 0, 0),
+                        metavar=("SHIFT", "FMASK", "TMASK"), help="the same, for the noisy recogniser")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), seed {args.seed}, {args.epochs} epochs, "
-          f"dropout {args.dropout}, augment {tuple(args.augment)}")
+          f"dropout {args.dropout}, augment {tuple(args.augment)} (noisy {tuple(args.noisy_augment)})")
 
     start = time.perf_counter()
     v, g = ctc_agreement()
@@ -239,7 +242,7 @@ def main() -> None:
     alignment_report(model, clean, "clean")
 
     # noisy ------------------------------------------------------------------------------------
-    model_noisy, seconds = train(noisy, args.epochs, args.seed, args.dropout, tuple(args.augment))
+    model_noisy, seconds = train(noisy, args.epochs, args.seed, args.dropout, tuple(args.noisy_augment))
     print(f"\nnoisy (-6 dB): trained in {seconds:.0f} s")
     print("  digit error rate, noisy test:",
           ", ".join(f"{k} {x:.2%}" for k, x in der_of(model_noisy, noisy.test).items()))
