@@ -18,7 +18,9 @@ bidirectional GRU (``rnn=True``) sees the whole utterance but is several times s
 of a batch as speech recognisers do to generalise to new voices: its mel bands move by up to
 ``shift`` bands (a crude vocal-tract-length perturbation: a longer or shorter vocal tract moves
 every formant), and, as in SpecAugment, one band of up to ``freq_mask`` mels and one run of up to
-``time_mask`` frames are set to the utterance's silence level.
+``time_mask`` frames are set to the utterance's silence level (its lowest value: meant for clean
+speech; under the dataset's -6 dB noise the lowest value is a noise dip, and the benchmark's
+validation voices reject the perturbation there).
 
 The batch: ``audio (B, F, T)``, ``audio_lengths (B,)`` and, to get a loss, ``digits (B, S)``
 (``-1`` padded) with ``digit_lengths (B,)``. The output: ``logits (B, T', V)`` log-probabilities
