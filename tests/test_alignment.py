@@ -22,7 +22,7 @@ from mmcourse.alignment import (
     greedy_decode,
     prefix_beam_search,
 )
-from mmcourse.alignment.forced import word_boundaries
+from mmcourse.alignment.forced import voiced_boundaries, voiced_frames, word_boundaries
 
 
 # ---------------------------------------------------------------------------------------------
@@ -198,6 +198,30 @@ def test_word_boundaries_grow_spans_over_speech_and_stop_at_silence():
     a = forced_align(lp, [1, 2], blank=0)
     assert a.spans.tolist() == [[3, 4], [8, 9]]
     assert word_boundaries(lp, a.spans, blank=0).tolist() == [[2, 5], [6, 10]]
+
+
+def test_voiced_boundaries_cut_words_in_the_pauses_between_spikes():
+    # three words: [3, 8) with a one-frame silent gap inside, [11, 15), and [15, 19) with no pause
+    audio = torch.full((4, 24), -2.0)
+    for s, e in [(3, 5), (6, 8), (11, 15), (15, 19)]:
+        audio[1, s:e] = 1.0
+    voiced = voiced_frames(audio, threshold=-1.0)
+    assert voiced.tolist() == [3 <= t < 5 or 6 <= t < 8 or 11 <= t < 19 for t in range(24)]
+    truth = [[3, 8], [11, 15], [15, 19]]
+    onsets = torch.tensor([[2, 3], [9, 10], [15, 16]])        # spikes at (or before) each onset
+    assert voiced_boundaries(onsets, voiced).tolist() == truth
+    ends = torch.tensor([[7, 8], [14, 15], [18, 19]])         # spikes at each word's end
+    assert voiced_boundaries(ends, voiced).tolist() == [[3, 8], [11, 18], [18, 19]]
+    assert voiced_boundaries(ends, voiced, shift=-3).tolist() == truth   # no pause: cut at f_i - 3
+    # a word without voice keeps its span; bad input is named
+    silent = torch.zeros(24, dtype=torch.bool)
+    assert voiced_boundaries(onsets, silent).tolist() == onsets.tolist()
+    with pytest.raises(ValueError, match="voiced"):
+        voiced_boundaries(onsets, voiced[:10])
+    with pytest.raises(ValueError, match="spans"):
+        voiced_boundaries(torch.zeros(0, 2), voiced)
+    with pytest.raises(ValueError, match="audio"):
+        voiced_frames(torch.zeros(24), 0.0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mmcourse.alignment import forced_align, greedy_decode
+from mmcourse.alignment import boundary_errors, forced_align, greedy_decode, voiced_boundaries, voiced_frames
 from mmcourse.data.digit_strings import BLANK, load_digit_strings
 from mmcourse.metrics import digit_error_rate
 from mmcourse.models import CTCRecognizer, ModelOutput
@@ -42,6 +42,33 @@ def test_padding_does_not_change_the_posteriors_of_a_shorter_utterance():
     torch.testing.assert_close(alone, together, atol=1e-5, rtol=1e-4)
 
 
+def test_one_posterior_per_input_frame_centred_on_it():
+    # alignments are compared with the true boundaries in the data's own 30 ms frames: the encoder
+    # must not downsample or shift time. Output frame t depends on input frames t-8..t+8 only.
+    torch.manual_seed(0)
+    model = CTCRecognizer(channels=8, conv_layers=4, rnn=False).eval()
+    x = torch.randn(4, 32, 40, requires_grad=True)            # four inputs: a ReLU may hide a frame
+    out = model({"audio": x, "audio_lengths": torch.tensor([40] * 4)}).logits
+    assert out.shape[1] == 40
+    for t in (10, 20, 30):
+        (grad,) = torch.autograd.grad(out[:, t].sum(), x, retain_graph=True)
+        touched = torch.nonzero(grad.abs().sum((0, 1))).flatten()          # input frames it reads
+        assert touched.tolist() == list(range(t - 8, t + 9))
+
+
+def test_augment_perturbs_training_batches_only():
+    torch.manual_seed(0)
+    kwargs = {"channels": 8, "conv_layers": 2, "rnn": False, "norm": False, "dropout": 0.0}
+    plain, augmented = CTCRecognizer(**kwargs), CTCRecognizer(**kwargs, augment=(2, 4, 5))
+    augmented.load_state_dict(plain.state_dict())
+    batch = _batch()
+    torch.testing.assert_close(augmented.eval()(batch).logits, plain.eval()(batch).logits)   # off in eval
+    assert torch.equal(plain.train()(batch).logits, plain.eval()(batch).logits)     # nothing else random
+    assert not torch.equal(augmented.train()(batch).logits, plain.train()(batch).logits)
+    with pytest.raises(ValueError, match="augment"):
+        CTCRecognizer(augment=(40, 0, 0))
+
+
 def test_bad_batches_are_named():
     model = CTCRecognizer(channels=8, conv_layers=1, rnn=False)
     with pytest.raises(KeyError, match="audio_lengths"):
@@ -70,3 +97,13 @@ def test_recogniser_learns_digit_strings_and_locates_each_digit():
         true = torch.as_tensor(strings.test.meta["boundaries"][i])
         inside.append((a.spans[:, 0] >= true[:, 0]) & (a.spans[:, 0] < true[:, 1]))
     assert torch.cat(inside).float().mean() > 0.6
+    # the spikes as onsets, the voicing as ends: most boundaries within 2 frames of the truth
+    silence = float(strings.train.tensors["audio"].min()) + 0.01
+    errors = []
+    for i in range(len(strings.test)):
+        n, t = int(strings.test.tensors["digit_lengths"][i]), int(lengths[i])
+        a = forced_align(lp[i, :t], strings.test.tensors["digits"][i, :n], blank=BLANK)
+        bounds = voiced_boundaries(a.spans, voiced_frames(strings.test.tensors["audio"][i, :, :t], silence))
+        errors.append(boundary_errors(bounds, strings.test.meta["boundaries"][i]))
+    errors = torch.cat(errors).float()
+    assert errors.median() <= 2 and (errors <= 2).float().mean() > 0.6, errors.median()

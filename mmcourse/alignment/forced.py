@@ -25,7 +25,8 @@ from torch import Tensor
 
 from mmcourse.alignment.ctc import extend_with_blanks
 
-__all__ = ["Alignment", "boundary_errors", "forced_align", "word_boundaries"]
+__all__ = ["Alignment", "boundary_errors", "forced_align", "voiced_boundaries", "voiced_frames",
+           "word_boundaries"]
 
 
 @dataclass
@@ -116,6 +117,64 @@ def word_boundaries(log_probs: Tensor, spans: Tensor, blank: int = 0, silence: f
         while end < hi and speech[end]:
             end += 1
         out[i] = torch.tensor([start, end])
+    return out
+
+
+def voiced_frames(audio, threshold: float) -> Tensor:
+    """``(T,)`` bool: the frames of ``audio (F, T)`` whose loudest band is above ``threshold`` (in the
+    audio's own units, e.g. standardised log-mel). The simplest voice activity detector."""
+    audio = torch.as_tensor(audio)
+    if audio.dim() != 2 or not audio.is_floating_point():
+        raise ValueError(f"audio must be a float (F, T) spectrogram of one utterance, got "
+                         f"{tuple(audio.shape)} {audio.dtype}")
+    return audio.max(dim=0).values > threshold
+
+
+def voiced_boundaries(spans, voiced, shift: int = 0) -> Tensor:
+    """Word boundaries ``(S, 2)`` ``[start, end)``: the CTC spikes say *which* word is *where*, the
+    voicing says where its sound starts and stops.
+
+    Between two consecutive spikes ``f_{i-1} < f_i`` (``f`` the first frame of each span) the words
+    are cut in the longest run of unvoiced frames after word ``i-1`` starts to sound and up to
+    ``f_i`` (the pause between them, wherever in its word each spike fell; on a tie, the later
+    run); with no unvoiced frame there (no pause), at
+    ``f_i + shift``, ``shift`` a constant chosen on validation data. Word ``i`` then runs from the
+    first to the last voiced frame between its cuts (the first word from frame 0, the last to
+    ``T``):
+
+        start_i = min{t ∈ [c_i, c_{i+1}) : voiced_t},   end_i = max{t ∈ [c_i, c_{i+1}) : voiced_t} + 1.
+
+    A word with no voiced frame keeps its span. ``voiced (T,)`` is a bool mask, e.g.
+    ``voiced_frames(audio, threshold)``.
+    """
+    spans = torch.as_tensor(spans, dtype=torch.long)
+    voiced = torch.as_tensor(voiced, dtype=torch.bool)
+    if spans.dim() != 2 or spans.shape[1] != 2 or len(spans) == 0:
+        raise ValueError(f"spans must be (S, 2) [first, last + 1) frames with S >= 1, "
+                         f"got {tuple(spans.shape)}")
+    if voiced.dim() != 1 or int(spans.max()) > len(voiced):
+        raise ValueError(f"voiced must be a (T,) bool mask covering the spans (T >= {int(spans.max())}), "
+                         f"got {tuple(voiced.shape)}")
+    t_max, first = len(voiced), spans[:, 0].tolist()
+    quiet = (~voiced).tolist()
+    cuts = [0]
+    for prev, nxt in zip(first[:-1], first[1:]):
+        lo = prev                          # from where word i-1 sounds (its spike may precede it)
+        while lo < nxt and quiet[lo]:
+            lo += 1
+        best, run = None, 0                                       # best: (length, last frame)
+        for t in range(lo + 1, nxt + 1):
+            run = run + 1 if quiet[t] else 0
+            if run and (best is None or run >= best[0]):
+                best = (run, t)
+        cut = best[1] - best[0] // 2 if best else min(max(nxt + int(shift), prev + 1), t_max - 1)
+        cuts.append(max(cut, cuts[-1]))
+    cuts.append(t_max)
+    out = spans.clone()
+    for i in range(len(spans)):
+        frames = torch.nonzero(voiced[cuts[i]: cuts[i + 1]]).flatten()
+        if len(frames):
+            out[i] = torch.stack([cuts[i] + frames[0], cuts[i] + frames[-1] + 1])
     return out
 
 
