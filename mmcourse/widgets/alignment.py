@@ -5,7 +5,11 @@ For the chosen utterance ``x`` of a spoken-digit-strings split and a trained CTC
 ``y_t(k) = p(k | x, t)``, it shows
 
 * the log-mel spectrogram, with the true digit boundaries (dashed, white) and the boundaries a
-  forced alignment recovers (solid, coloured; ``mmcourse.alignment.forced``);
+  forced alignment recovers (solid, coloured; ``mmcourse.alignment.forced``): with
+  ``voicing=(threshold, shift)`` -- the chapter's settings, chosen on validation voices -- the
+  spikes place each digit and the voicing gives its start and end (``voiced_boundaries``);
+  without it, each spike's span grows over the frames the blank does not claim
+  (``word_boundaries``);
 * the posteriors ``y_t(k)`` of every digit and of the blank ``∅`` over the frames -- CTC's
   "spikes";
 * the string decoded greedily or by prefix beam search of width ``K``, its edit distance to the
@@ -23,7 +27,7 @@ import numpy as np
 import torch
 
 from mmcourse.alignment.decoding import greedy_decode, prefix_beam_search
-from mmcourse.alignment.forced import forced_align, word_boundaries
+from mmcourse.alignment.forced import forced_align, voiced_boundaries, voiced_frames, word_boundaries
 from mmcourse.data.digit_strings import BLANK, FRAME_MS, digits_to_text
 from mmcourse.metrics.edits import edit_distance
 from mmcourse.tensors import model_device
@@ -46,23 +50,27 @@ def _posteriors(model, split, count: int) -> list[torch.Tensor]:
 
 
 def alignment_view(log_probs: torch.Tensor, target, method: str = "greedy", beam: int = 4,
-                   blank: int = BLANK, blank_penalty: float = 0.0) -> dict:
+                   blank: int = BLANK, blank_penalty: float = 0.0, voiced=None, shift: int = 0) -> dict:
     """What the explorer shows for one utterance, as plain numbers: the decoded string, its edit
-    distance to ``target``, the forced alignment's spans and word boundaries ``(S, 2)``."""
+    distance to ``target``, the forced alignment's spans and word boundaries ``(S, 2)`` (from the
+    spikes and the ``(T,)`` bool ``voiced`` mask when one is given, else from the spans alone)."""
     if method not in ("greedy", "beam"):
         raise ValueError(f"method must be 'greedy' or 'beam', got {method!r}")
     target = [int(d) for d in target]
     decoded = (greedy_decode(log_probs, blank=blank) if method == "greedy"
                else prefix_beam_search(log_probs, beam_width=beam, blank=blank))
     a = forced_align(log_probs, target, blank=blank, blank_penalty=blank_penalty)
-    bounds = word_boundaries(log_probs, a.spans, blank=blank)
+    bounds = (word_boundaries(log_probs, a.spans, blank=blank) if voiced is None
+              else voiced_boundaries(a.spans, voiced, shift))
     return {"decoded": decoded, "reference": target, "edits": edit_distance(target, decoded),
             "spans": a.spans.numpy(), "boundaries": bounds.numpy(), "path_log_prob": a.score}
 
 
-def alignment_explorer(model, split, *, max_utterances: int = 40, blank_penalty: float = 0.0) -> Explorer:
+def alignment_explorer(model, split, *, max_utterances: int = 40, blank_penalty: float = 0.0,
+                       voicing: tuple[float, int] | None = None) -> Explorer:
     """Explore a trained ``CTCRecognizer`` on the first ``max_utterances`` of a digit-strings split
-    (``load_digit_strings``): pick an utterance and a decoder; see posteriors and alignments."""
+    (``load_digit_strings``): pick an utterance and a decoder; see posteriors and alignments.
+    ``voicing=(threshold, shift)`` draws the boundaries of ``voiced_boundaries`` (see above)."""
     import ipywidgets as widgets
 
     if not hasattr(split, "meta") or "boundaries" not in split.meta or "audio_lengths" not in split:
@@ -86,8 +94,11 @@ def alignment_explorer(model, split, *, max_utterances: int = 40, blank_penalty:
         n = int(split.tensors["digit_lengths"][utterance])
         target = split.tensors["digits"][utterance, :n].tolist()
         true = np.asarray(split.meta["boundaries"][utterance])
-        view = alignment_view(lp, target, method, beam, blank_penalty=blank_penalty)
         frames = len(lp)
+        voiced = (None if voicing is None else
+                  voiced_frames(split.tensors["audio"][utterance, :, :frames], voicing[0]))
+        view = alignment_view(lp, target, method, beam, blank_penalty=blank_penalty, voiced=voiced,
+                              shift=0 if voicing is None else int(voicing[1]))
         ax_spec.clear()
         ax_post.clear()
         spec = split.tensors["audio"][utterance, :, :frames].numpy()
@@ -104,7 +115,7 @@ def alignment_explorer(model, split, *, max_utterances: int = 40, blank_penalty:
         ax_spec.set_title("log-mel; white bar: true digit, lines: forced-alignment start (solid) "
                           "and end (dotted)", fontsize=9)
         probs = lp.exp().numpy()
-        ax_post.plot(probs[:, BLANK], color="0.6", lw=1.2, label="blank ∅")
+        ax_post.plot(probs[:, BLANK], color="k", lw=1.2, ls="--", label="blank ∅")   # C7 is grey
         for k in range(10):
             ax_post.plot(probs[:, k], color=colours[k], lw=1.4, label=str(k))
         ax_post.set_ylim(0, 1.02)
