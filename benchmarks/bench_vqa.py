@@ -1,0 +1,77 @@
+"""easy-VQA: the chapter's best model (the single-stream transformer) trained on the official
+train split (less 400 validation images) and scored on the official test split, beside the
+question-only baseline and the majority answer per question type.
+
+    python benchmarks/bench_vqa.py [--epochs 12] [--model single|dual|product] [--seed 0]
+
+Ends with the line ``easy-VQA test accuracy: X``. The notebook (chapter 12) trains smaller
+models on fewer questions; this script trains the best one in full (~N minutes on a quiet
+2-core CPU, see the README of the benchmarks).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from mmcourse.config import seed_everything, seeded
+from mmcourse.data.easy_vqa import load_easy_vqa
+from mmcourse.models.vqa import accuracy_by_type, majority_per_type
+from mmcourse.models.vqa_transformers import make_vqa_model
+from mmcourse.train import evaluate, fit
+
+
+def train_and_score(kind: str, splits, *, epochs: int, lr: float, seed: int, batch_size: int = 128,
+                    weight_decay: float = 0.05) -> tuple[dict, float]:
+    """Train one model on train (best epoch by validation accuracy) and score it on test."""
+    start = time.perf_counter()
+    with seeded(seed):
+        model = make_vqa_model(kind, splits.info)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
+    history = fit(model, splits.train, splits.val, epochs=epochs, batch_size=batch_size,
+                  optimizer=optimizer, scheduler=scheduler, monitor="val_accuracy", patience=epochs,
+                  seed=seed, desc=kind, device="cpu")
+    result = evaluate(model, splits.test, return_outputs=True, device="cpu")
+    scores = accuracy_by_type(result["logits"].argmax(1), result["targets"], splits.test.tensors["qtype"],
+                              splits.info["question_types"])
+    print(f"{kind}: best epoch {history.best_epoch}/{len(history)}, val accuracy "
+          f"{max(r['val_accuracy'] for r in history.records):.4f}, "
+          f"{time.perf_counter() - start:.0f} s", flush=True)
+    return scores, time.perf_counter() - start
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="single", choices=["single", "dual", "product"])
+    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--lr", type=float, default=2e-3)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy machine)")
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    seed_everything(args.seed)
+    start = time.perf_counter()
+    splits = load_easy_vqa(seed=args.seed)
+    test, names = splits.test, splits.info["question_types"]
+    print(f"easy-VQA loaded in {time.perf_counter() - start:.1f} s: train {len(splits.train)}, "
+          f"val {len(splits.val)}, test {len(test)} questions", flush=True)
+    majority = majority_per_type(splits.train.tensors["label"], splits.train.tensors["qtype"],
+                                 test.tensors["qtype"], len(splits.info["answers"]))
+    rows = {"majority per type": accuracy_by_type(majority, test.tensors["label"], test.tensors["qtype"], names)}
+    text_only = type(splits)(*(s.select(["text", "label", "qtype"]) for s in splits), info=splits.info)
+    rows["question only"], _ = train_and_score("question", text_only, epochs=4, lr=3e-3, seed=args.seed)
+    rows[args.model], seconds = train_and_score(args.model, splits, epochs=args.epochs, lr=args.lr,
+                                                seed=args.seed)
+    print(f"\n{'test accuracy':<20}" + "".join(f"{c:>9}" for c in ("overall", *names)))
+    for name, scores in rows.items():
+        print(f"{name:<20}" + "".join(f"{scores.get(c, float('nan')):9.4f}" for c in ("overall", *names)))
+    print(f"({args.model}: {args.epochs} epochs, {seconds:.0f} s of training and testing, "
+          f"torch threads {torch.get_num_threads()})")
+    print(f"easy-VQA test accuracy: {rows[args.model]['overall']:.4f}")
+
+
+if __name__ == "__main__":
+    main()
