@@ -15,6 +15,8 @@ notebook cell with it to play. Its logic is a plain function of the control valu
   (chapters 06, 09)
 * ``quality_explorer``   -- class imbalance, missing modalities, noise → samples and metrics
   (chapter 09)
+* ``vqa_explorer``       -- an image and a question (chosen or typed) → the answer distribution
+  and the attention over the image patches (chapter 12)
 """
 
 from mmcourse.widgets.attention import attention_explorer, record_attention
@@ -23,9 +25,11 @@ from mmcourse.widgets.fusion import fusion_explorer
 from mmcourse.widgets.quality import quality_explorer
 from mmcourse.widgets.retrieval import retrieval_explorer
 from mmcourse.widgets.softmax import softmax_explorer, softmax_with_temperature
+from mmcourse.widgets.vqa import answer_question, vqa_explorer
 
 __all__ = ["Explorer", "attention_explorer", "decoding_explorer", "fusion_explorer", "quality_explorer",
-           "record_attention", "retrieval_explorer", "softmax_explorer", "softmax_with_temperature"]
+           "record_attention", "retrieval_explorer", "softmax_explorer", "softmax_with_temperature",
+           "answer_question", "vqa_explorer"]
 
 
 def __getattr__(name: str):
