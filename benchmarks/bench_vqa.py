@@ -60,7 +60,8 @@ def main() -> None:
           f"val {len(splits.val)}, test {len(test)} questions", flush=True)
     majority = majority_per_type(splits.train.tensors["label"], splits.train.tensors["qtype"],
                                  test.tensors["qtype"], len(splits.info["answers"]))
-    rows = {"majority per type": accuracy_by_type(majority, test.tensors["label"], test.tensors["qtype"], names)}
+    labels, types = test.tensors["label"], test.tensors["qtype"]
+    rows = {"majority per type": accuracy_by_type(majority, labels, types, names)}
     text_only = type(splits)(*(s.select(["text", "label", "qtype"]) for s in splits), info=splits.info)
     rows["question only"], _ = train_and_score("question", text_only, epochs=4, lr=3e-3, seed=args.seed)
     rows[args.model], seconds = train_and_score(args.model, splits, epochs=args.epochs, lr=args.lr,

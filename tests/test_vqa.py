@@ -73,8 +73,9 @@ def test_patch_embedding_errors_name_the_expected_shape():
 def test_sinusoidal_positions_formula():
     pe = sinusoidal_positions(10, 8)
     t, i = 7, 2
-    assert pe[t, 2 * i].item() == pytest.approx(torch.sin(torch.tensor(t / 10000 ** (2 * i / 8))).item(), abs=1e-6)
-    assert pe[t, 2 * i + 1].item() == pytest.approx(torch.cos(torch.tensor(t / 10000 ** (2 * i / 8))).item(), abs=1e-6)
+    angle = torch.tensor(t / 10000 ** (2 * i / 8))
+    assert pe[t, 2 * i].item() == pytest.approx(torch.sin(angle).item(), abs=1e-6)
+    assert pe[t, 2 * i + 1].item() == pytest.approx(torch.cos(angle).item(), abs=1e-6)
     with pytest.raises(ValueError, match="even dim"):
         sinusoidal_positions(4, 5)
 

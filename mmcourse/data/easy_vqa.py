@@ -25,7 +25,6 @@ from __future__ import annotations
 import hashlib
 import json
 from functools import lru_cache
-from pathlib import Path
 
 import numpy as np
 import torch

@@ -101,7 +101,8 @@ def _distinct_scenes(n: int, rng: np.random.Generator):
     return count, codes, pos
 
 
-def _make_split(name: str, n_scenes: int, size: int, ss: np.random.SeedSequence, vocab: Vocab) -> ModalDataset:
+def _make_split(name: str, n_scenes: int, size: int, ss: np.random.SeedSequence,
+                vocab: Vocab) -> ModalDataset:
     scene_ss, render_ss, question_ss = ss.spawn(3)
     arrays = _distinct_scenes(n_scenes, np.random.default_rng(scene_ss))
     images = _render_arrays(*arrays, size, np.random.default_rng(render_ss))

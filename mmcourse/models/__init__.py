@@ -10,7 +10,9 @@ Every model takes a batch dict and returns one ``ModelOutput`` (``output``).
   ``cross_attention_fusion``: end-to-end fusion;
 * ``retrieval``: dual encoder, InfoNCE, R(q, D); ``captioning``: the attention captioner;
   ``decoding``: greedy / beam / sampling over any captioner; ``transformer_captioning``: the
-  same captioner with a causal transformer decoder.
+  same captioner with a causal transformer decoder;
+* ``patch_embedding``: ViT patches as tokens; ``vqa``: VQA baselines and the element-wise-product
+  model; ``vqa_transformers``: single-stream and dual-stream multimodal transformers.
 """
 
 from mmcourse.models.attention import (
@@ -46,6 +48,7 @@ from mmcourse.models.fusion import (
 from mmcourse.models.joint import JointClassifier
 from mmcourse.models.language_model import TinyCausalDecoder
 from mmcourse.models.output import ModelOutput
+from mmcourse.models.patch_embedding import PatchEmbedding, patchify
 from mmcourse.models.retrieval import DualEncoder, embed_dataset, info_nce, retrieve, top_k
 from mmcourse.models.rnn import (
     ElmanCell,
@@ -58,6 +61,8 @@ from mmcourse.models.rnn import (
     spectrogram_frames,
 )
 from mmcourse.models.transformer_captioning import TransformerCaptioner, captioner_for
+from mmcourse.models.vqa import ImageOnly, ProductFusionVQA, QuestionOnly
+from mmcourse.models.vqa_transformers import DualStreamVQA, SingleStreamVQA, make_vqa_model
 
 __all__ = [
     "AdditiveAttention", "BagOfWords", "CaptionModel", "Captioner", "Decoded", "ModelOutput",
@@ -69,4 +74,6 @@ __all__ = [
     "count_parameters", "encode_captions", "filter_logits", "gradient_through_time", "image_encoder",
     "info_nce", "make_fusion", "padding_mask", "retrieve", "run_cell",
     "scaled_dot_product_attention", "spectrogram_encoder", "spectrogram_frames", "top_k",
+    "DualStreamVQA", "ImageOnly", "PatchEmbedding", "ProductFusionVQA", "QuestionOnly", "SingleStreamVQA",
+    "make_vqa_model", "patchify",
 ]

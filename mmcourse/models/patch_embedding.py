@@ -38,7 +38,8 @@ def patchify(images: Tensor, patch: int) -> Tensor:
     """``(B, C, H, W)`` → ``(B, N, C·p·p)``: the ``p × p`` patches, row-major, flattened
     channels first (the order ``F.unfold`` and a strided convolution use)."""
     if images.dim() != 4:
-        raise ValueError(f"patchify expects images (batch, channels, height, width), got {tuple(images.shape)}")
+        raise ValueError(f"patchify expects images (batch, channels, height, width), "
+                         f"got {tuple(images.shape)}")
     b, c, h, w = images.shape
     if patch < 1 or h % patch or w % patch:
         raise ValueError(f"patch size {patch} must divide the image height and width, got {h}x{w}")
@@ -73,7 +74,8 @@ class PatchEmbedding(nn.Module):
         self.stem = conv_stem(in_channels, stem_width) if stem_width else None
         c, fh, fw = (2 * stem_width, h // 4, w // 4) if stem_width else (in_channels, h, w)
         if (stem_width and (h % 4 or w % 4)) or fh % patch or fw % patch:
-            raise ValueError(f"patch size {patch} must divide the {'stem feature map' if stem_width else 'image'} "
+            where = "stem feature map" if stem_width else "image"
+            raise ValueError(f"patch size {patch} must divide the {where} "
                              f"{fh}x{fw} (image {h}x{w})")
         self.grid = (fh // patch, fw // patch)
         self.num_patches = self.grid[0] * self.grid[1]

@@ -12,7 +12,6 @@ from __future__ import annotations
 import html
 from typing import TYPE_CHECKING
 
-import numpy as np
 import torch
 from torch import nn
 

@@ -21,7 +21,8 @@ def _patch_cases(g: torch.Generator, public: bool) -> Cases:
     cases = []
     for _ in range(4):
         p = randint(g, 1, 4)
-        cases.append((randn(g, randint(g, 1, 3), randint(g, 1, 4), p * randint(g, 1, 4), p * randint(g, 1, 4)), p))
+        b, c = randint(g, 1, 3), randint(g, 1, 4)
+        cases.append((randn(g, b, c, p * randint(g, 1, 4), p * randint(g, 1, 4)), p))
     return cases
 
 
