@@ -14,8 +14,6 @@
 # for that part. A free-response question at the end is graded by your instructor.
 
 # %%
-import math
-
 import torch
 import torch.nn as nn
 
@@ -67,7 +65,7 @@ def cross_attend(words, patches, w_q, w_k, w_v, word_mask):
     """Words attend to patches; padding words get no update."""
     ### BEGIN SOLUTION
     q, k, v = words @ w_q, patches @ w_k, patches @ w_v
-    weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(w_q.shape[1]), dim=-1)
+    weights = torch.softmax(q @ k.transpose(-2, -1) / w_q.shape[1] ** 0.5, dim=-1)
     weights = weights * word_mask[..., None]
     return words + weights @ v, weights
     ### END SOLUTION
