@@ -73,7 +73,8 @@ def test_relations_are_balanced_and_need_word_order():
 
 
 def test_false_existence_uses_attributes_that_are_present(splits):
-    rows = [i for i, (t, a) in enumerate(zip(splits.train.tensors["qtype"].tolist(), splits.train.meta["answer"]))
+    types, answers = splits.train.tensors["qtype"].tolist(), splits.train.meta["answer"]
+    rows = [i for i, (t, a) in enumerate(zip(types, answers))
             if Q.QUESTION_TYPES[t] == "exists" and a == "no"]
     assert rows
     for i in rows:
