@@ -4,9 +4,11 @@ question-only baseline and the majority answer per question type.
 
     python benchmarks/bench_vqa.py [--epochs 12] [--model single|dual|product] [--seed 0]
 
-Ends with the line ``easy-VQA test accuracy: X``. The notebook (chapter 12) trains smaller
-models on fewer questions; this script trains the best one in full (~N minutes on a quiet
-2-core CPU, see the README of the benchmarks).
+Ends with the line ``easy-VQA test accuracy: X``. The notebook (chapter 12) trains every model
+for two epochs on the questions of 500 training images; this script trains the best one on all
+34,753 training questions for ``--epochs`` epochs (the best epoch by validation accuracy is
+kept). Use ``--threads 1`` on a machine shared with other work: two threads that each get a
+small share of a busy CPU wait on each other.
 """
 
 from __future__ import annotations
