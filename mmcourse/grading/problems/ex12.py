@@ -78,15 +78,15 @@ def word_order_experiment(seed):
             words = nn.functional.one_hot(x, 6) + nn.functional.one_hot(y, 6)
         return torch.cat([scene, words.float()], dim=1)
 
-    train, test = make_relation_data(2000, seed), make_relation_data(1000, seed + 1)
+    train, test = make_relation_data(800, seed), make_relation_data(400, seed + 1)
     accuracies = []
     for ordered in (False, True):
         torch.manual_seed(seed)
         width = 48 if ordered else 42
-        model = nn.Sequential(nn.Linear(width, 64), nn.ReLU(), nn.Linear(64, 2))
-        opt = torch.optim.Adam(model.parameters(), lr=0.01)
+        model = nn.Sequential(nn.Linear(width, 32), nn.ReLU(), nn.Linear(32, 2))
+        opt = torch.optim.Adam(model.parameters(), lr=0.03)
         inputs = features(*train[:3], ordered)
-        for _ in range(300):
+        for _ in range(150):
             opt.zero_grad()
             nn.functional.cross_entropy(model(inputs), train[3]).backward()
             opt.step()
@@ -97,7 +97,12 @@ def word_order_experiment(seed):
 
 
 def _experiment_cases(g: torch.Generator, public: bool) -> Cases:
-    return [(0,)] if public else [(randint(g, 1, 10_000),)]
+    return [(0,)] if public else [(randint(g, 1, 10_000),) for _ in range(3)]
+
+
+#: an experiment case trains two small models (~0.3 s on a quiet 2-core CPU); where the grader
+#: knows per-part allowances (``Part.case_timeout``), give it room on a busy machine
+_EXPERIMENT = {"case_timeout": 30.0} if "case_timeout" in Part.__dataclass_fields__ else {}
 
 
 EX12 = Exercise("12_transformers_and_vqa", "Patch embedding, cross-attention fusion and word order", (
@@ -110,6 +115,6 @@ EX12 = Exercise("12_transformers_and_vqa", "Patch embedding, cross-attention fus
          hint="softmax over the patches of (T W_q)(Z W_k)^T / sqrt(d_k), d_k = w_q.shape[1]; multiply the "
               "weights of padding words by 0 so they receive no update; return (T + α Z W_v, α)"),
     Part("q3", "word_order_experiment", 4, word_order_experiment, _experiment_cases, atol=0.06, rtol=0.0,
-         hint="follow the protocol exactly (sizes, seeds, 300 full-batch Adam steps at lr 0.01) and return "
-              "torch.tensor([bag-of-words accuracy, ordered accuracy])"),
+         hint="follow the protocol exactly (sizes, seeds, 150 full-batch Adam steps at lr 0.03) and return "
+              "torch.tensor([bag-of-words accuracy, ordered accuracy])", **_EXPERIMENT),
 ))
