@@ -2,7 +2,7 @@
 train split (less 400 validation images) and scored on the official test split, beside the
 question-only baseline and the majority answer per question type.
 
-    python benchmarks/bench_vqa.py [--epochs 12] [--model single|dual|product] [--seed 0]
+    python benchmarks/bench_vqa.py [--epochs 10] [--model single|dual|product] [--seed 0]
 
 Ends with the line ``easy-VQA test accuracy: X``. The notebook (chapter 12) trains every model
 for two epochs on the questions of 500 training images; this script trains the best one on all
@@ -48,7 +48,7 @@ def train_and_score(kind: str, splits, *, epochs: int, lr: float, seed: int, bat
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="single", choices=["single", "dual", "product"])
-    parser.add_argument("--epochs", type=int, default=12)
+    parser.add_argument("--epochs", type=int, default=10)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy machine)")
