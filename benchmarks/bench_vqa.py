@@ -4,7 +4,7 @@ question-only baseline and the majority answer per question type.
 
     python benchmarks/bench_vqa.py [--epochs 10] [--model single|dual|product] [--seed 0]
 
-Ends with the line ``easy-VQA test accuracy: X``. The notebook (chapter 12) trains every model
+Ends with the line ``easy-VQA test accuracy: X``. The notebook (chapter 13) trains every model
 for two epochs on the questions of 500 training images; this script trains the best one on all
 34,753 training questions for ``--epochs`` epochs (the best epoch by validation accuracy is
 kept). Use ``--threads 1`` on a machine shared with other work: two threads that each get a

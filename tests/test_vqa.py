@@ -1,4 +1,4 @@
-"""Chapter 12 models: patch embedding against a strided convolution, the VQA models' contract,
+"""Chapter 13 models: patch embedding against a strided convolution, the VQA models' contract,
 their masks and attention maps, the baselines, and clear errors on bad input."""
 
 from __future__ import annotations

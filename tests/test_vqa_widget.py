@@ -1,4 +1,4 @@
-"""The VQA explorer (chapter 12): driven without a browser on a small Shapes-QA model."""
+"""The VQA explorer (chapter 13): driven without a browser on a small Shapes-QA model."""
 
 from __future__ import annotations
 

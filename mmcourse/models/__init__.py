@@ -10,9 +10,10 @@ Every model takes a batch dict and returns one ``ModelOutput`` (``output``).
   ``cross_attention_fusion``: end-to-end fusion;
 * ``retrieval``: dual encoder, InfoNCE, R(q, D); ``captioning``: the attention captioner;
   ``decoding``: greedy / beam / sampling over any captioner; ``transformer_captioning``: the
-  same captioner with a causal transformer decoder;
+  same captioner with a causal transformer decoder; ``ctc_recognizer``: a conv encoder over log-mel
+  frames trained with CTC (chapter 12);
 * ``patch_embedding``: ViT patches as tokens; ``vqa``: VQA baselines and the element-wise-product
-  model; ``vqa_transformers``: single-stream and dual-stream multimodal transformers.
+  model; ``vqa_transformers``: single-stream and dual-stream multimodal transformers (chapter 13).
 """
 
 from mmcourse.models.attention import (
@@ -34,6 +35,7 @@ from mmcourse.models.cnn import (
     spectrogram_encoder,
 )
 from mmcourse.models.cross_attention_fusion import CrossAttentionFusion
+from mmcourse.models.ctc_recognizer import CTCRecognizer
 from mmcourse.models.decoding import Decoded, filter_logits
 from mmcourse.models.encoders import VectorEncoder, encoder_for
 from mmcourse.models.fusion import (
@@ -67,7 +69,8 @@ from mmcourse.models.vqa_transformers import DualStreamVQA, SingleStreamVQA, mak
 __all__ = [
     "AdditiveAttention", "BagOfWords", "CaptionModel", "Captioner", "Decoded", "ModelOutput",
     "VectorEncoder", "embed_dataset", "encoder_for", "ConvEncoder", "CrossAttentionFusion", "Dense",
-    "DualEncoder", "EarlyFusion", "ElmanCell", "Frames", "GRUCell", "GatedFusion", "JointClassifier",
+    "CTCRecognizer", "DualEncoder", "EarlyFusion", "ElmanCell", "Frames", "GRUCell", "GatedFusion",
+    "JointClassifier",
     "LateFusion", "MultiHeadAttention", "STRATEGIES", "SequenceEncoder", "TensorFusion",
     "TinyCausalDecoder", "TransformerBlock", "TransformerCaptioner", "UnfoldConv2d",
     "UnimodalClassifier", "captioner_for", "conv2d_unfold", "copy_from_torch",

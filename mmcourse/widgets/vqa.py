@@ -1,4 +1,4 @@
-"""VQA explorer (chapter 12): choose an image and a question, see the answer distribution
+"""VQA explorer (chapter 13): choose an image and a question, see the answer distribution
 ``P(a | v, q) = softmax_a s(a, v, q)`` and where the question looks among the image patches.
 
 The question is a combo box: pick one of the data set's questions or type your own (a word

@@ -1,120 +1,93 @@
-"""Exercise 12 (transformers and VQA): patch embedding from scratch, one cross-attention fusion
-step with padded questions, and a word-order experiment (bag of words against ordered words)."""
+"""Exercise 12 (alignment): DTW, the CTC forward recursion, and DTW as a recogniser of unseen voices."""
+
 
 from __future__ import annotations
 
-import math
+import functools
 
 import torch
-import torch.nn as nn
 
+from mmcourse.grading import references as ref
 from mmcourse.grading.problems.base import Cases, Exercise, Part, randint, randn
-from mmcourse.models.patch_embedding import patchify
 
 
-# -- q1: patchify ------------------------------------------------------------------------------
-def _patch_cases(g: torch.Generator, public: bool) -> Cases:
+def _dtw_cases(g: torch.Generator, public: bool) -> Cases:
     if public:
-        return [(randn(g, 2, 3, 8, 8), 4),
-                (randn(g, 1, 1, 6, 9), 3),                     # not square, one channel
-                (torch.arange(2 * 4 * 4, dtype=torch.float32).reshape(1, 2, 4, 4), 2)]  # channel order
-    cases = []
-    for _ in range(4):
-        p = randint(g, 1, 4)
-        b, c = randint(g, 1, 3), randint(g, 1, 4)
-        cases.append((randn(g, b, c, p * randint(g, 1, 4), p * randint(g, 1, 4)), p))
+        x = randn(g, 4, 2)
+        return [(x, torch.repeat_interleave(x, 2, dim=0)),          # a slowed-down copy: 0
+                (randn(g, 1, 3), randn(g, 5, 3)),                   # one frame against five
+                (randn(g, 6, 2), randn(g, 4, 2))]
+    cases = [(randn(g, n, f), randn(g, m, f)) for n, m, f in [(1, 1, 1), (7, 3, 4), (12, 15, 2), (3, 9, 1)]]
+    x = randn(g, 5, 3)
+    cases.append((x, torch.repeat_interleave(x, torch.tensor([1, 3, 1, 2, 1]), dim=0)))
     return cases
 
 
-# -- q2: one cross-attention fusion step -------------------------------------------------------
-def cross_attend(words, patches, w_q, w_k, w_v, word_mask):
-    """The reference of q2: ``T + softmax((T W_q)(Z W_k)^T / sqrt(d_k)) (Z W_v)`` for real words;
-    a padding word keeps its vector and gets all-zero weights."""
-    q, k, v = words @ w_q, patches @ w_k, patches @ w_v
-    weights = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(w_q.shape[1]), dim=-1)
-    weights = weights * word_mask[..., None]
-    return words + weights @ v, weights
-
-
-def _cross_cases(g: torch.Generator, public: bool) -> Cases:
-    def case(b, length, n, d, dk, mask):
-        return (randn(g, b, length, d), randn(g, b, n, d), randn(g, d, dk) / math.sqrt(d),
-                randn(g, d, dk) / math.sqrt(d), randn(g, d, d) / math.sqrt(d), mask)
+def _ctc_cases(g: torch.Generator, public: bool) -> Cases:
+    def lp(t, v, scale=1.0):
+        return (randn(g, t, v) * scale).log_softmax(1)
 
     if public:
-        mask = torch.tensor([[True, True, True, False], [True, False, False, False], [False] * 4])
-        big = case(1, 2, 3, 4, 4, torch.ones(1, 2, dtype=torch.bool))
-        big = (big[0] * 30, big[1] * 30, *big[2:])                           # large scores: stable softmax
-        return [case(3, 4, 5, 8, 4, mask), big]
+        return [(lp(6, 4), [1, 2], 0),
+                (lp(5, 4), [3], 0),                                 # target of length 1
+                (lp(5, 3), [1, 1, 2], 0),                           # a repeat needs a blank between
+                (lp(5, 3), [2, 2, 2], 0),                           # just long enough: T = S + repeats
+                (lp(80, 5, 30.0), [1, 2, 3, 4, 1], 0),              # probabilities underflow
+                (lp(7, 5), [0, 1, 2], 4)]                           # the blank need not be 0
     cases = []
-    for _ in range(4):
-        b, length, n = randint(g, 1, 4), randint(g, 1, 6), randint(g, 1, 9)
-        mask = torch.rand(b, length, generator=g) < 0.7
-        mask[0] = False                                                      # a fully padded question
-        cases.append(case(b, length, n, 8, randint(g, 2, 8), mask))
+    for t, v, s, blank in [(9, 6, 3, 0), (12, 11, 5, 10), (3, 4, 1, 2), (20, 5, 6, 0)]:
+        symbols = [k for k in range(v) if k != blank]
+        target = [symbols[randint(g, 0, len(symbols) - 1)] for _ in range(s)]
+        cases.append((lp(t, v, 2.0), target, blank))
+    cases.append((lp(6, 3), [1, 1, 1], 0))                              # 3 + 2 repeats = 5 <= 6
+    cases.append((lp(5, 3), [2, 2, 2], 0))                              # exactly 5 frames
+    cases.append((lp(60, 6, 40.0), [1, 2, 3, 1, 2, 3, 5], 0))
     return cases
 
 
-# -- q3: the word-order experiment -------------------------------------------------------------
-def make_relation_data(n, seed):
-    """``n`` scenes of 6 objects stacked in a random vertical order and questions "is x above
-    y?": ``(scene (n, 36) one-hot rows of each object's rank, x (n,), y (n,), answer (n,))``.
-    (Repeated in the exercise so that students can use it.)"""
-    g = torch.Generator().manual_seed(seed)
-    rank = torch.argsort(torch.rand(n, 6, generator=g), dim=1)              # rank[i, obj]: 0 = top
-    scene = nn.functional.one_hot(rank, 6).float().reshape(n, 36)
-    pair = torch.argsort(torch.rand(n, 6, generator=g), dim=1)[:, :2]
-    x, y = pair[:, 0], pair[:, 1]
-    answer = (rank.gather(1, x[:, None]) < rank.gather(1, y[:, None])).long().squeeze(1)
-    return scene, x, y, answer
+@functools.lru_cache(maxsize=8)
+def _words(seed: int, test_words: int):
+    """One template per digit from the train voices, and ``test_words`` words by test voices, cut
+    out of spoken digit strings with their true boundaries, as ``(frames, 32)`` tensors."""
+    from mmcourse.data.digit_strings import load_digit_strings
+
+    s = load_digit_strings(seed=seed, sizes={"train": 30, "val": 1, "test": 8})
+
+    def cut(split):
+        out = []
+        for i in range(len(split)):
+            n = int(split.tensors["digit_lengths"][i])
+            for (a, b), d in zip(split.meta["boundaries"][i], split.tensors["digits"][i, :n].tolist()):
+                out.append((split.tensors["audio"][i, :, a:b].T.clone(), d))
+        return out
+
+    templates = {}
+    for w, d in cut(s.train):
+        templates.setdefault(d, w)
+    words = cut(s.test)[:test_words]
+    digits = sorted(templates)
+    return ([templates[d] for d in digits], digits, [w for w, _ in words], [d for _, d in words])
 
 
-def word_order_experiment(seed):
-    """The reference of q3 (the protocol the master states)."""
-    def features(scene, x, y, ordered):
-        if ordered:
-            words = torch.cat([nn.functional.one_hot(x, 6), nn.functional.one_hot(y, 6)], dim=1)
-        else:
-            words = nn.functional.one_hot(x, 6) + nn.functional.one_hot(y, 6)
-        return torch.cat([scene, words.float()], dim=1)
-
-    train, test = make_relation_data(800, seed), make_relation_data(400, seed + 1)
-    accuracies = []
-    for ordered in (False, True):
-        torch.manual_seed(seed)
-        width = 48 if ordered else 42
-        model = nn.Sequential(nn.Linear(width, 32), nn.ReLU(), nn.Linear(32, 2))
-        opt = torch.optim.Adam(model.parameters(), lr=0.03)
-        inputs = features(*train[:3], ordered)
-        for _ in range(150):
-            opt.zero_grad()
-            nn.functional.cross_entropy(model(inputs), train[3]).backward()
-            opt.step()
-        with torch.no_grad():
-            pred = model(features(*test[:3], ordered)).argmax(1)
-        accuracies.append((pred == test[3]).float().mean().item())
-    return torch.tensor(accuracies)
+def _word_cases(g: torch.Generator, public: bool) -> Cases:
+    if public:
+        return [_words(0, 12)]
+    return [_words(randint(g, 1, 10_000), n) for n in (6, 10, 14)]
 
 
-def _experiment_cases(g: torch.Generator, public: bool) -> Cases:
-    return [(0,)] if public else [(randint(g, 1, 10_000),) for _ in range(3)]
-
-
-#: an experiment case trains two small models (~0.3 s on a quiet 2-core CPU); where the grader
-#: knows per-part allowances (``Part.case_timeout``), give it room on a busy machine
-_EXPERIMENT = {"case_timeout": 30.0} if "case_timeout" in Part.__dataclass_fields__ else {}
-
-
-EX12 = Exercise("12_transformers_and_vqa", "Patch embedding, cross-attention fusion and word order", (
-    Part("q1", "patchify", 3, patchify, _patch_cases,
-         forbidden=("unfold", "Unfold", "conv2d", "Conv2d", "PatchEmbedding"),
-         hint="reshape to (B, C, H/p, p, W/p, p), permute to (B, H/p, W/p, C, p, p), then flatten; "
-              "patches row-major over the grid, channels first inside a patch (as F.unfold)"),
-    Part("q2", "cross_attend", 3, cross_attend, _cross_cases,
-         forbidden=("scaled_dot_product_attention", "MultiheadAttention", "MultiHeadAttention"),
-         hint="softmax over the patches of (T W_q)(Z W_k)^T / sqrt(d_k), d_k = w_q.shape[1]; multiply the "
-              "weights of padding words by 0 so they receive no update; return (T + α Z W_v, α)"),
-    Part("q3", "word_order_experiment", 4, word_order_experiment, _experiment_cases, atol=0.06, rtol=0.0,
-         hint="follow the protocol exactly (sizes, seeds, 150 full-batch Adam steps at lr 0.03) and return "
-              "torch.tensor([bag-of-words accuracy, ordered accuracy])", **_EXPERIMENT),
+EX12 = Exercise("12_alignment_dtw_and_ctc", "DTW, the CTC forward recursion, DTW as a recogniser", (
+    Part("q1", "dtw_distance", 3, ref.dtw_distance, _dtw_cases, forbidden=("dtw", "DTW", "fastdtw"),
+         hint="D[i, j] = C[i, j] + min(D[i-1, j], D[i, j-1], D[i-1, j-1]), with D = inf outside the "
+              "grid and D[0, 0] = C[0, 0]; return D[N-1, M-1]", atol=1e-6),
+    Part("q2", "ctc_nll", 4, ref.ctc_nll, _ctc_cases,
+         forbidden=("ctc_loss", "CTCLoss", "ctc_alpha", "_ctc_loss"),
+         hint="l' = blank, l1, blank, ..., lS, blank; alpha_t(s) = y_t(l'_s) + logsumexp of "
+              "alpha_{t-1}(s), alpha_{t-1}(s-1) and, if l'_s is not blank and differs from l'_{s-2}, "
+              "alpha_{t-1}(s-2); in log space; answer -logsumexp(alpha_T(2S), alpha_T(2S-1))",
+         atol=1e-4),
+    # an experiment (its own time allowance); the margin is under one word of any hidden case
+    Part("q3", "dtw_word_accuracy", 3, ref.dtw_word_accuracy, _word_cases, atol=1e-3, case_timeout=30,
+         forbidden=("dtw", "DTW", "fastdtw"),
+         hint="for each word: the DTW distance (your dtw_distance) to every template; take the label "
+              "of the nearest; return the fraction of words whose label is right"),
 ))

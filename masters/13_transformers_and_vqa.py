@@ -1,5 +1,5 @@
 # %% [markdown]
-# # Exercise 12 — Patch embedding, cross-attention fusion and word order
+# # Exercise 13 — Patch embedding, cross-attention fusion and word order
 #
 # A multimodal transformer reads an image as a sequence of **patch tokens** and lets the
 # question's words **attend** to them. You write both pieces from scratch, then run an
@@ -21,7 +21,7 @@ from mmcourse.config import seed_everything
 from mmcourse.grading import checks_for
 
 seed_everything(0)
-check = checks_for("12_transformers_and_vqa")
+check = checks_for("13_transformers_and_vqa")
 
 # %% [markdown]
 # ## q1 (3 points): `patchify(images, p)`
@@ -145,7 +145,7 @@ except NotImplementedError:
 #
 # Your q3 result: the bag-of-words encoding stays near 0.5 while the ordered one is far above it.
 # (a) Why can *no* model on the bag-of-words features beat chance on these questions, however
-# large? (b) The single-stream transformer of chapter 12 also embeds each word separately —
+# large? (b) The single-stream transformer of chapter 13 also embeds each word separately —
 # what in it plays the role of the "ordered" encoding, and what would happen to it on
 # Shapes-QA's relation questions without that ingredient?
 
