@@ -27,7 +27,8 @@ def test_answer_question_matches_the_model(setup):
     res = answer_question(model, data.test.tensors["image"][row], data.test.meta["question"][row], data.info)
     model.eval()
     with torch.no_grad():
-        logits = model({"image": data.test.tensors["image"][:1], "text": data.test.tensors["text"][:1]}).logits
+        batch = {"image": data.test.tensors["image"][:1], "text": data.test.tensors["text"][:1]}
+        logits = model(batch).logits
     np.testing.assert_allclose(res["probabilities"], torch.softmax(logits, -1)[0].numpy(), atol=1e-6)
     assert res["answer"] == data.info["answers"][int(logits.argmax())]
     assert res["attention"].shape == (len(res["words"]), 16) and res["grid"] == (4, 4)

@@ -29,6 +29,7 @@ from mmcourse.widgets.fusion import fusion_explorer
 from mmcourse.widgets.quality import quality_explorer
 from mmcourse.widgets.retrieval import retrieval_explorer
 from mmcourse.widgets.softmax import softmax_explorer, softmax_with_temperature
+
 # chapter 13's explorer: importable here, not in the gallery (docs/explorers.ipynb) nor the browser test
 from mmcourse.widgets.vqa import answer_question, vqa_explorer  # noqa: F401
 
