@@ -123,3 +123,46 @@ def test_bad_arguments_are_named():
         E.load_easy_vqa(val_images=4000)
     with pytest.raises(TypeError, match="seed must be an int"):
         E.load_easy_vqa(seed="0")
+
+
+def test_no_question_word_is_about_position_or_orientation(splits):
+    # what makes flips and quarter turns label-preserving augmentations (SymmetryBatches)
+    words = set(splits.info["vocab"].itos)
+    assert not words & {"left", "right", "above", "below", "top", "bottom", "up", "down", "upside"}
+
+
+def test_dihedral_is_the_eight_symmetries_of_the_square():
+    x = torch.arange(2 * 3 * 4 * 4).reshape(2, 3, 4, 4)
+    expected = [torch.rot90(x, k % 4, dims=(-2, -1)) for k in range(8)]
+    expected = [e.flip(-1) if k >= 4 else e for k, e in enumerate(expected)]
+    for k in range(8):
+        out = E.dihedral(x, torch.full((2,), k))
+        assert torch.equal(out, expected[k])
+    assert len({E.dihedral(x[:1], torch.tensor([k])).flatten().tolist().__repr__() for k in range(8)}) == 8
+    mixed = E.dihedral(x, torch.tensor([0, 5]))                      # one symmetry per image
+    assert torch.equal(mixed[0], x[0]) and torch.equal(mixed[1], expected[5][1])
+    with pytest.raises(ValueError, match="square images"):
+        E.dihedral(torch.zeros(1, 3, 4, 5), torch.tensor([1]))
+
+
+def test_symmetry_batches_turn_images_and_keep_questions(splits):
+    small = splits.val.subset(torch.arange(300))
+    batches = E.SymmetryBatches(small, 64, seed=0)
+    seen, turned = [], 0
+    assert len(batches) == 5
+    for batch in batches:
+        for i in range(len(batch["label"])):
+            j = int(torch.nonzero((small.tensors["text"] == batch["text"][i]).all(1)
+                                  & (small.tensors["image_id"] == batch["image_id"][i]))[0])
+            assert batch["label"][i] == small.tensors["label"][j]
+            options = [E.dihedral(small.tensors["image"][j:j + 1], torch.tensor([k]))[0] for k in range(8)]
+            assert any(torch.equal(batch["image"][i], o) for o in options)
+            turned += not torch.equal(batch["image"][i], small.tensors["image"][j])
+            seen.append(j)
+    assert sorted(seen) == list(range(300))                          # every sample once per pass
+    assert turned > 150                                              # 7 of 8 symmetries change the image
+    first = [b["image_id"] for b in E.SymmetryBatches(small, 64, seed=3)]
+    again = [b["image_id"] for b in E.SymmetryBatches(small, 64, seed=3)]
+    assert all(torch.equal(a, b) for a, b in zip(first, again))
+    with pytest.raises(TypeError, match="ModalDataset"):
+        E.SymmetryBatches([1, 2], 8)

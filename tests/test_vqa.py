@@ -179,3 +179,46 @@ def test_accuracy_by_type():
     types = torch.tensor([0, 0, 1, 1])
     scores = accuracy_by_type(pred, y, types, ("a", "b", "c"))
     assert scores == {"overall": 0.5, "a": 1.0, "b": 0.0}
+
+
+@pytest.mark.parametrize("kind", VQA_KINDS)
+def test_model_kwargs_rebuild_the_same_model(kind):
+    # what a shipped checkpoint records: plain arguments that rebuild make_vqa_model's model
+    from mmcourse.models.vqa_transformers import model_kwargs
+
+    overrides = {"patch": 2} if kind in ("single", "dual") else {}
+    torch.manual_seed(0)
+    model = make_vqa_model(kind, INFO, **overrides)
+    again = type(model)(**model_kwargs(kind, INFO, **overrides))
+    again.load_state_dict(model.state_dict())
+    batch = _batch()
+    model.eval(), again.eval()
+    with torch.no_grad():
+        assert torch.equal(model(batch).logits, again(batch).logits)
+    assert all(isinstance(v, int | float) for v in model_kwargs(kind, INFO, **overrides).values())
+
+
+# -- the shipped checkpoints (scripts/train_vqa_checkpoints.py) -----------------------------
+@pytest.mark.slow
+def test_shipped_easy_vqa_model_reads_the_image():
+    from mmcourse import pretrained
+    from mmcourse.data.easy_vqa import load_easy_vqa
+
+    model = pretrained.load("easy_vqa_single")
+    test = load_easy_vqa().test.subset(torch.arange(1500))
+    with torch.no_grad():
+        pred = torch.cat([model({k: test.tensors[k][i:i + 500] for k in ("image", "text")}).logits.argmax(1)
+                          for i in range(0, 1500, 500)])
+    names = ("yes/no", "shape", "colour")
+    scores = accuracy_by_type(pred, test.tensors["label"], test.tensors["qtype"], names)
+    assert scores["overall"] > 0.95 and scores["shape"] > 0.9        # the question alone: ~0.67, ~0.35
+
+
+def test_shipped_shapes_qa_models_share_one_budget():
+    from mmcourse import pretrained
+
+    product, single = (pretrained.metadata(f"shapes_qa_{k}") for k in ("product", "single"))
+    for key in ("n_train", "n_val", "n_test", "epochs", "batch_size", "seed"):
+        assert product[key] == single[key], key
+    assert 0.4 < product["test_accuracy"]["relation"] < 0.6            # a bag of words is at chance
+    assert isinstance(pretrained.load("shapes_qa_single"), SingleStreamVQA)

@@ -219,3 +219,45 @@ def split_images(split: ModalDataset) -> tuple[torch.Tensor, torch.Tensor]:
     ids = split.tensors["image_id"]
     unique, first = np.unique(ids.numpy(), return_index=True)
     return torch.from_numpy(unique), split.tensors["image"][torch.from_numpy(first)]
+
+
+class SymmetryBatches:
+    """Shuffled training batches of an easy-VQA split, each image turned by a random symmetry of
+    the square (one of the 8 flips / quarter turns, drawn per sample); questions, answers and the
+    other keys are untouched. No easy-VQA question is about position or orientation (a turned
+    triangle is still a triangle), so every answer stays right: the 3,600 training images become
+    8 × 3,600 for shape recognition. An iterable of batch dicts: pass it to ``fit`` as ``train``.
+    A new order and new symmetries every pass; ``seed`` makes the passes reproduce."""
+
+    def __init__(self, split: ModalDataset, batch_size: int = 128, *, seed: int = 0):
+        if not isinstance(split, ModalDataset) or "image" not in split.tensors:
+            raise TypeError(f"SymmetryBatches expects a ModalDataset with an 'image' key, got "
+                            f"{type(split).__name__}")
+        self.split, self.batch_size = split, _check_int("batch_size", batch_size, 1)
+        self.generator = torch.Generator().manual_seed(_check_int("seed", seed, 0))
+
+    def __len__(self) -> int:
+        return -(-len(self.split) // self.batch_size)
+
+    def __iter__(self):
+        order = torch.randperm(len(self.split), generator=self.generator)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            batch = {k: v[idx] for k, v in self.split.tensors.items()}
+            batch["image"] = dihedral(batch["image"], torch.randint(8, (len(idx),), generator=self.generator))
+            yield batch
+
+
+def dihedral(images: torch.Tensor, which: torch.Tensor) -> torch.Tensor:
+    """``images (B, C, H, W)`` (square) with image ``b`` turned by symmetry ``which[b] ∈ 0..7``:
+    ``which % 4`` quarter turns, then a left-right flip if ``which >= 4`` (0 = unchanged)."""
+    if images.dim() != 4 or images.shape[-1] != images.shape[-2]:
+        raise ValueError(f"dihedral expects square images (batch, channels, size, size), got "
+                         f"{tuple(images.shape)}")
+    out = images.clone()
+    for k in range(8):
+        sel = which == k
+        if k and sel.any():
+            turned = torch.rot90(images[sel], k % 4, dims=(-2, -1))
+            out[sel] = turned.flip(-1) if k >= 4 else turned
+    return out

@@ -135,6 +135,18 @@ VQA_KINDS = ("question", "image", "product", "single", "dual")
 BEST = {"patch": 4, "stem_width": 16, "dim": 64, "heads": 4}
 
 
+def model_kwargs(kind: str, info: dict, **overrides) -> dict:
+    """The constructor arguments ``make_vqa_model(kind, info, **overrides)`` uses (plain ints and
+    floats: what a shipped checkpoint records to rebuild the model)."""
+    c, v, s, length = len(info["answers"]), len(info["vocab"]), info["image_size"], info["max_len"]
+    if kind == "question":
+        return {"num_answers": c, "vocab_size": v, "question_len": length, **overrides}
+    if kind == "image":
+        return {"num_answers": c, "image_size": s, **overrides}
+    base = {"num_answers": c, "vocab_size": v, "image_size": s, "question_len": length}
+    return {**base, **overrides} if kind == "product" else {**base, **BEST, **overrides}
+
+
 def make_vqa_model(kind: str, info: dict, **overrides) -> VQAModel:
     """One of the chapter's VQA models, sized from a dataset's ``info`` (``answers``, ``vocab``,
     ``image_size``, ``max_len``): ``"question"`` (``QuestionOnly``), ``"image"`` (``ImageOnly``),
@@ -149,15 +161,10 @@ def make_vqa_model(kind: str, info: dict, **overrides) -> VQAModel:
     missing = [k for k in ("answers", "vocab", "image_size", "max_len") if k not in info]
     if missing:
         raise KeyError(f"make_vqa_model needs info with {missing} (from load_easy_vqa / load_shapes_qa)")
-    c, v, s, length = len(info["answers"]), len(info["vocab"]), info["image_size"], info["max_len"]
-    if kind == "question":
-        return QuestionOnly(c, v, length, **overrides)
-    if kind == "image":
-        return ImageOnly(c, s, **overrides)
-    if kind == "product":
-        return ProductFusionVQA(c, v, s, length, **overrides)
-    cls = SingleStreamVQA if kind == "single" else DualStreamVQA
-    return cls(c, v, s, length, **{**BEST, **overrides})
+    classes = {"question": QuestionOnly, "image": ImageOnly, "product": ProductFusionVQA,
+               "single": SingleStreamVQA, "dual": DualStreamVQA}
+    return classes[kind](**model_kwargs(kind, info, **overrides))
 
 
-__all__ = ["BEST", "DualStreamVQA", "QuestionEmbedding", "SingleStreamVQA", "VQA_KINDS", "make_vqa_model"]
+__all__ = ["BEST", "DualStreamVQA", "QuestionEmbedding", "SingleStreamVQA", "VQA_KINDS", "make_vqa_model",
+           "model_kwargs"]
