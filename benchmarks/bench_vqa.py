@@ -6,7 +6,7 @@ question-only baseline and the majority answer per question type.
                                    [--augment] [--save easy_vqa_single]
 
 Ends with the line ``easy-VQA test accuracy: X``. The notebook (chapter 13) loads this script's
-model (``--save easy_vqa_single``) and trains the others for two epochs on the questions of 300
+model (``--save easy_vqa_single``) and trains the others for two epochs on the questions of 150
 training images; this script trains the best one on all
 34,753 training questions for ``--epochs`` epochs (the best epoch by validation accuracy is
 kept), with AdamW and a cosine learning-rate schedule. ``--augment`` turns each training image by
