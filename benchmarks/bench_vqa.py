@@ -11,8 +11,8 @@ training images; this script trains the best one on all
 34,753 training questions for ``--epochs`` epochs (the best epoch by validation accuracy is
 kept), with AdamW and a cosine learning-rate schedule. ``--augment`` turns each training image by
 a random flip / quarter turn (``SymmetryBatches``; no easy-VQA question is about orientation):
-chosen against on validation (2026-11-30: 0.812 after 10 of 12 epochs with it, 0.974 after 10
-without).
+chosen against on validation (2026-11-30: 0.812 after 9 of 12 epochs with it; without, 0.965 after 8
+and 0.974 after 10).
 ``--save NAME`` also writes the trained model as the shipped checkpoint ``NAME``
 (``mmcourse.pretrained``; ``scripts/train_vqa_checkpoints.py`` does that). Use ``--threads 1``
 on a machine shared with other work: two threads that each get a small share of a busy CPU wait on each other.
