@@ -40,10 +40,10 @@ def test_patchify_matches_unfold():
     torch.testing.assert_close(ours, ref)
 
 
-@pytest.mark.parametrize("stem", [None, 4])
-def test_patch_embedding_is_a_strided_convolution(stem):
+@pytest.mark.parametrize("stem, norm", [(None, False), (4, False), (4, True)])
+def test_patch_embedding_is_a_strided_convolution(stem, norm):
     torch.manual_seed(0)
-    emb = PatchEmbedding(32, 4, 16, stem_width=stem)
+    emb = PatchEmbedding(32, 4, 16, stem_width=stem, stem_norm=norm).eval()
     x = torch.rand(3, 3, 32, 32)
     feats = emb.stem(x) if stem else x
     conv = emb.as_conv()
@@ -52,6 +52,7 @@ def test_patch_embedding_is_a_strided_convolution(stem):
     torch.testing.assert_close(emb(x), ref)
     assert emb(x).shape == (3, emb.num_patches, 16)
     assert emb.num_patches == (64 if stem is None else 4)
+    assert any(isinstance(m, torch.nn.BatchNorm2d) for m in emb.modules()) == norm
 
 
 def test_patch_embedding_scales_uint8_pixels():

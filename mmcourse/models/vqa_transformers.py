@@ -46,22 +46,24 @@ class QuestionEmbedding(nn.Module):
         return self.embed(text) + self.pos
 
 
-def _image_tokens(image_size: int, patch: int, dim: int, stem_width: int | None) -> PatchEmbedding:
-    return PatchEmbedding(image_size, patch, dim, stem_width=stem_width)
+def _image_tokens(image_size: int, patch: int, dim: int, stem_width: int | None,
+                  stem_norm: bool) -> PatchEmbedding:
+    return PatchEmbedding(image_size, patch, dim, stem_width=stem_width, stem_norm=stem_norm)
 
 
 class SingleStreamVQA(VQAModel):
     """One transformer over ``[CLS] + words + patches`` (see the module docstring).
 
     ``patch``: patch side (in stem feature-map cells when ``stem_width`` is set; a stem divides
-    the image side by 4); ``dim``, ``heads``, ``layers``, ``dropout``: the transformer's.
+    the image side by 4; ``stem_norm``: BatchNorm in it); ``dim``, ``heads``, ``layers``,
+    ``dropout``: the transformer's.
     """
 
     def __init__(self, num_answers: int, vocab_size: int, image_size: int, question_len: int, *,
                  patch: int = 8, dim: int = 64, heads: int = 4, layers: int = 2, dropout: float = 0.0,
-                 stem_width: int | None = None):
+                 stem_width: int | None = None, stem_norm: bool = False):
         super().__init__(num_answers, vocab_size, image_size, question_len)
-        self.patches = _image_tokens(image_size, patch, dim, stem_width)
+        self.patches = _image_tokens(image_size, patch, dim, stem_width, stem_norm)
         self.words = QuestionEmbedding(vocab_size, question_len, dim)
         self.cls = nn.Parameter(0.02 * torch.randn(1, 1, dim))
         self.modality = nn.Parameter(0.02 * torch.randn(2, dim))            # m_t, m_v
@@ -93,9 +95,9 @@ class DualStreamVQA(VQAModel):
 
     def __init__(self, num_answers: int, vocab_size: int, image_size: int, question_len: int, *,
                  patch: int = 8, dim: int = 64, heads: int = 4, self_layers: int = 1, co_layers: int = 1,
-                 dropout: float = 0.0, stem_width: int | None = None):
+                 dropout: float = 0.0, stem_width: int | None = None, stem_norm: bool = False):
         super().__init__(num_answers, vocab_size, image_size, question_len)
-        self.patches = _image_tokens(image_size, patch, dim, stem_width)
+        self.patches = _image_tokens(image_size, patch, dim, stem_width, stem_norm)
         self.words = QuestionEmbedding(vocab_size, question_len, dim)
         self.cls = nn.Parameter(0.02 * torch.randn(1, 1, dim))
         self.text_self = nn.ModuleList(TransformerBlock(dim, heads, 4, dropout) for _ in range(self_layers))
@@ -132,7 +134,7 @@ class DualStreamVQA(VQAModel):
 
 #: the chapter's models by name, and their default sizes for easy-VQA (64 px images)
 VQA_KINDS = ("question", "image", "product", "single", "dual")
-BEST = {"patch": 4, "stem_width": 16, "dim": 64, "heads": 4}
+BEST = {"patch": 4, "stem_width": 16, "stem_norm": True, "dim": 64, "heads": 4}
 
 
 def model_kwargs(kind: str, info: dict, **overrides) -> dict:
@@ -152,7 +154,7 @@ def make_vqa_model(kind: str, info: dict, **overrides) -> VQAModel:
     ``image_size``, ``max_len``): ``"question"`` (``QuestionOnly``), ``"image"`` (``ImageOnly``),
     ``"product"`` (``ProductFusionVQA``), ``"single"`` (``SingleStreamVQA``, 2 layers) or
     ``"dual"`` (``DualStreamVQA``, 1 + 1 layers); the transformers default to ``BEST`` (a conv
-    stem of width 16, 4×4 patches of its feature map, width 64, 4 heads). ``overrides`` go to
+    stem of width 16 with BatchNorm, 4×4 patches of its feature map, width 64, 4 heads). ``overrides`` go to
     the constructor."""
     from mmcourse.models.vqa import ImageOnly, ProductFusionVQA, QuestionOnly
 
