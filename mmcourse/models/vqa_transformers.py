@@ -134,7 +134,7 @@ class DualStreamVQA(VQAModel):
 
 #: the chapter's models by name, and their default sizes for easy-VQA (64 px images)
 VQA_KINDS = ("question", "image", "product", "single", "dual")
-BEST = {"patch": 4, "stem_width": 16, "stem_norm": True, "dim": 64, "heads": 4}
+BEST = {"patch": 4, "stem_width": 16, "dim": 64, "heads": 4}
 
 
 def model_kwargs(kind: str, info: dict, **overrides) -> dict:
@@ -154,7 +154,7 @@ def make_vqa_model(kind: str, info: dict, **overrides) -> VQAModel:
     ``image_size``, ``max_len``): ``"question"`` (``QuestionOnly``), ``"image"`` (``ImageOnly``),
     ``"product"`` (``ProductFusionVQA``), ``"single"`` (``SingleStreamVQA``, 2 layers) or
     ``"dual"`` (``DualStreamVQA``, 1 + 1 layers); the transformers default to ``BEST`` (a conv
-    stem of width 16 with BatchNorm, 4×4 patches of its feature map, width 64, 4 heads). ``overrides`` go to
+    stem of width 16, 4×4 patches of its feature map, width 64, 4 heads). ``overrides`` go to
     the constructor."""
     from mmcourse.models.vqa import ImageOnly, ProductFusionVQA, QuestionOnly
 
