@@ -4,7 +4,7 @@
 
 * ``easy_vqa_single``: the benchmark's model, written by ``benchmarks/bench_vqa.py --save
   easy_vqa_single`` (run as a subprocess here: the single-stream transformer on all easy-VQA
-  training questions with flips / quarter turns, best epoch by validation accuracy).
+  training questions, best epoch by validation accuracy).
 * ``shapes_qa_product`` and ``shapes_qa_single``: the element-wise-product model and the
   single-stream transformer trained on **the same** Shapes-QA data, epochs, batch size and
   schedule (AdamW, cosine), each keeping its best epoch by validation accuracy; the test split
