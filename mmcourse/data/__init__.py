@@ -4,6 +4,8 @@
 * ``load_shapes()`` -- Shapes: a rendered scene of coloured shapes and its caption.
 * ``load_digit_strings()`` -- spoken digit strings: 1-7 spoken digits, true boundaries kept aside.
 * ``load_xor()`` -- XOR-Synergy: two vectors each carrying one bit; the label is their XOR.
+* ``load_easy_vqa()`` -- easy-VQA: the published VQA data set inside the ``easy-vqa`` package.
+* ``load_shapes_qa()`` -- Shapes-QA: relational, counting and two-attribute questions on Shapes.
 
 ``mmcourse.data.quality`` corrupts any split (imbalance, missing modalities, noise, asymmetry,
 misalignment) without touching the clean data.
@@ -17,7 +19,7 @@ from mmcourse.data.base import ModalDataset, Splits, check_batch
 from mmcourse.data.text import Vocab, tokenize
 
 __all__ = ["ModalDataset", "Splits", "Vocab", "check_batch", "load_av_digits", "load_digit_strings",
-           "load_shapes", "load_xor", "tokenize"]
+           "load_easy_vqa", "load_shapes", "load_shapes_qa", "load_xor", "tokenize"]
 
 
 def __getattr__(name: str):
@@ -33,6 +35,14 @@ def __getattr__(name: str):
         from mmcourse.data.shapes import load_shapes
 
         return load_shapes
+    if name == "load_easy_vqa":
+        from mmcourse.data.easy_vqa import load_easy_vqa
+
+        return load_easy_vqa
+    if name == "load_shapes_qa":
+        from mmcourse.data.shapes_qa import load_shapes_qa
+
+        return load_shapes_qa
     if name == "load_xor":
         from mmcourse.data.synergy import load_xor
 

@@ -13,7 +13,9 @@ Every model takes a batch dict and returns one ``ModelOutput`` (``output``).
   attention captioner;
   ``decoding``: greedy / beam / sampling over any captioner; ``transformer_captioning``: the
   same captioner with a causal transformer decoder; ``ctc_recognizer``: a conv encoder over log-mel
-  frames trained with CTC (chapter 12).
+  frames trained with CTC (chapter 12);
+* ``patch_embedding``: ViT patches as tokens; ``vqa``: VQA baselines and the element-wise-product
+  model; ``vqa_transformers``: single-stream and dual-stream multimodal transformers (chapter 13).
 """
 
 from mmcourse.models.attention import (
@@ -50,6 +52,7 @@ from mmcourse.models.fusion import (
 from mmcourse.models.joint import JointClassifier
 from mmcourse.models.language_model import TinyCausalDecoder
 from mmcourse.models.output import ModelOutput
+from mmcourse.models.patch_embedding import PatchEmbedding, patchify
 from mmcourse.models.retrieval import DualEncoder, embed_dataset, info_nce, retrieve, top_k
 from mmcourse.models.rnn import (
     ElmanCell,
@@ -62,6 +65,8 @@ from mmcourse.models.rnn import (
     spectrogram_frames,
 )
 from mmcourse.models.transformer_captioning import TransformerCaptioner, captioner_for
+from mmcourse.models.vqa import ImageOnly, ProductFusionVQA, QuestionOnly
+from mmcourse.models.vqa_transformers import DualStreamVQA, SingleStreamVQA, make_vqa_model
 
 __all__ = [
     "AdditiveAttention", "BagOfWords", "CaptionModel", "Captioner", "Decoded", "ModelOutput",
@@ -74,4 +79,6 @@ __all__ = [
     "count_parameters", "encode_captions", "filter_logits", "gradient_through_time", "image_encoder",
     "info_nce", "make_fusion", "padding_mask", "retrieve", "run_cell",
     "scaled_dot_product_attention", "spectrogram_encoder", "spectrogram_frames", "top_k",
+    "DualStreamVQA", "ImageOnly", "PatchEmbedding", "ProductFusionVQA", "QuestionOnly", "SingleStreamVQA",
+    "make_vqa_model", "patchify",
 ]

@@ -19,6 +19,8 @@ notebook cell with it to play. Its logic is a plain function of the control valu
   the decision (chapter 11)
 * ``alignment_explorer`` -- an utterance's CTC posteriors, the decoded string (greedy / prefix
   beam) and the forced alignment against the true digit boundaries (chapter 12)
+* ``vqa_explorer``       -- an image and a question (chosen or typed) → the answer distribution
+  and the attention over the image patches (chapter 13; not yet in the gallery)
 """
 
 from mmcourse.widgets.alignment import alignment_explorer
@@ -28,6 +30,7 @@ from mmcourse.widgets.fusion import fusion_explorer
 from mmcourse.widgets.quality import quality_explorer
 from mmcourse.widgets.retrieval import retrieval_explorer
 from mmcourse.widgets.softmax import softmax_explorer, softmax_with_temperature
+from mmcourse.widgets.vqa import answer_question, vqa_explorer  # noqa: F401  (chapter 13: not in the gallery yet)
 from mmcourse.widgets.zero_shot import zero_shot_explorer
 
 __all__ = ["Explorer", "alignment_explorer", "attention_explorer", "decoding_explorer", "fusion_explorer",

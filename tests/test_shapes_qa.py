@@ -1,0 +1,97 @@
+"""Shapes-QA: every answer follows from its scene, relations are balanced and order-sensitive."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from mmcourse.data import shapes_qa as Q
+from mmcourse.data.shapes.grammar import canonical_order, relation
+
+
+@pytest.fixture(scope="module")
+def splits():
+    return Q.load_shapes_qa(n_train=300, n_val=30, n_test=60, seed=0)
+
+
+def _above(a, b, word):
+    """Whether ``a word b`` holds, read as the grammar reads a related pair."""
+    first, second = (a, b) if canonical_order([a, b]) == [0, 1] else (b, a)
+    true = relation(first, second)
+    if word in ("above", "left of"):
+        return word == true and first is a
+    return Q.OPPOSITE[word] == true and first is b
+
+
+def _find(scene, colour, kind):
+    return next((o for o in scene if o["colour"] == colour and o["kind"] == kind), None)
+
+
+def test_every_answer_follows_from_the_scene(splits):
+    for split in splits:
+        for q, a, scene, t in zip(split.meta["question"], split.meta["answer"], split.meta["scene"],
+                                  split.tensors["qtype"].tolist()):
+            words = q.rstrip("?").split()
+            kind = Q.QUESTION_TYPES[t]
+            if kind == "relation":
+                rel = " ".join(words[4:-3])
+                x, y = _find(scene, words[2], words[3]), _find(scene, words[-2], words[-1])
+                assert x is not None and y is not None and x is not y
+                assert a == ("yes" if _above(x, y, rel) else "no"), (q, scene)
+            elif kind == "count":
+                size = words[2] if words[2] in ("small", "large") else None
+                n = sum(size is None or o["size"] == size for o in scene)
+                assert a == Q.ANSWERS[2 + n]
+            else:
+                assert a == ("yes" if _find(scene, words[3], words[4]) else "no")
+
+
+def test_scenes_name_each_object_uniquely(splits):
+    for scene in splits.train.meta["scene"]:
+        assert 2 <= len(scene) <= 3
+        assert len({o["kind"] for o in scene}) == len(scene)
+        assert len({o["colour"] for o in scene}) == len(scene)
+
+
+def test_relations_are_balanced_and_need_word_order():
+    big = Q.load_shapes_qa(n_train=2000, n_val=1, n_test=1, seed=3).train
+    rel = big.tensors["qtype"] == Q.QUESTION_TYPES.index("relation")
+    yes = (big.tensors["label"][rel] == Q.ANSWERS.index("yes")).float().mean().item()
+    assert 0.45 < yes < 0.55
+    # naming the two objects the other way round flips the answer: same bag of words
+    rng = np.random.default_rng(0)
+    scene = big.meta["scene"][0]
+    for _ in range(20):
+        q, a = Q._relation_question(scene, rng)
+        words = q.split()
+        rel_words = words[4:-3]
+        swapped = ["is", "the", *words[-2:], *rel_words, "the", *words[2:4]]
+        x, y = _find(scene, words[-2], words[-1]), _find(scene, words[2], words[3])
+        assert sorted(swapped) == sorted(words)
+        assert ("yes" if _above(x, y, " ".join(rel_words)) else "no") != a
+
+
+def test_false_existence_uses_attributes_that_are_present(splits):
+    types, answers = splits.train.tensors["qtype"].tolist(), splits.train.meta["answer"]
+    rows = [i for i, (t, a) in enumerate(zip(types, answers))
+            if Q.QUESTION_TYPES[t] == "exists" and a == "no"]
+    assert rows
+    for i in rows:
+        words = splits.train.meta["question"][i].rstrip("?").split()
+        scene = splits.train.meta["scene"][i]
+        assert words[3] in {o["colour"] for o in scene} and words[4] in {o["kind"] for o in scene}
+
+
+def test_tensors_and_determinism(splits):
+    train = splits.train
+    assert train.tensors["image"].dtype == torch.uint8 and train.tensors["image"].shape[1:] == (3, 32, 32)
+    assert len(train) == 3 * 300 and train.tensors["text"].shape[1] == splits.info["max_len"]
+    vocab = splits.info["vocab"]
+    assert vocab.decode(train.tensors["text"][0]) + "?" == train.meta["question"][0]
+    again = Q.load_shapes_qa(n_train=300, n_val=30, n_test=60, seed=0)
+    assert all(torch.equal(train.tensors[k], again.train.tensors[k]) for k in train.tensors)
+    other = Q.load_shapes_qa(n_train=300, n_val=30, n_test=60, seed=1)
+    assert not torch.equal(train.tensors["image"], other.train.tensors["image"])
+    with pytest.raises(ValueError, match="n_train must be >= 1"):
+        Q.load_shapes_qa(n_train=0)
