@@ -1,0 +1,146 @@
+"""An image tokenizer: a VQ autoencoder turns a picture into a grid of discrete tokens.
+
+To generate an image with the chain rule we need the image as a *sequence of symbols*. A
+vector-quantised autoencoder (VQ-VAE, van den Oord et al. 2017) learns one: an encoder maps
+the image ``I`` to a ``g × g`` grid of vectors ``z_ij ∈ R^D``, each replaced by its nearest
+entry of a learned codebook ``e_1 .. e_K``,
+
+    c_ij = argmin_k ||z_ij − e_k||²,        ẑ_ij = e_{c_ij},
+
+and a decoder paints the image back from ``ẑ``: ``Î = D(ẑ)``. The tokens are the codes ``c``
+(``g² = 64`` of them for a 32-px Shapes scene, read in raster order). ``argmin`` has no
+gradient, so the encoder gets the decoder's gradient *straight through*
+(``ẑ = z + sg(e_c − z)``), and the loss is
+
+    L = ||Î − I||²  +  ||sg(z) − e_c||²  +  β ||z − sg(e_c)||²       (β = 0.25),
+
+reconstruction, codebook (moves the codes to the encoder's outputs) and commitment (keeps the
+encoder near its codes). ``init_codebook`` starts the codebook at encoder outputs of real
+images, and codes left unused during training are restarted at random encoder outputs, so
+few codes die.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from mmcourse.data.base import check_batch
+from mmcourse.models.output import ModelOutput
+from mmcourse.tensors import check_float
+
+__all__ = ["VQAutoencoder", "vector_quantize"]
+
+
+def vector_quantize(z: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor]:
+    """Nearest codebook entry of each vector: ``z`` ``(..., D)``, ``codebook`` ``(K, D)`` →
+    ``(codes (...) int64, e_codes (..., D))`` with ``codes = argmin_k ||z − e_k||²``."""
+    if not isinstance(z, Tensor) or not isinstance(codebook, Tensor) or codebook.dim() != 2 \
+            or z.shape[-1] != codebook.shape[-1]:
+        raise ValueError(f"vector_quantize expects z (..., D) and a codebook (K, D), got "
+                         f"{tuple(getattr(z, 'shape', ()))} and {tuple(getattr(codebook, 'shape', ()))}")
+    flat = z.reshape(-1, z.shape[-1])
+    dist = flat.pow(2).sum(1, keepdim=True) - 2 * flat @ codebook.T + codebook.pow(2).sum(1)[None]
+    codes = dist.argmin(dim=1)
+    return codes.view(z.shape[:-1]), codebook[codes].view(z.shape)
+
+
+class VQAutoencoder(nn.Module):
+    """``(B, 3, S, S)`` images ↔ ``(B, (S/4)²)`` codes in ``[0, codebook_size)`` (see the module
+    docstring). ``encode``, ``decode``, ``reconstruct``; ``forward(batch)`` reads
+    ``batch["image"]`` and returns ``ModelOutput(loss, extras={"reconstruction", "codes",
+    "perplexity"})``."""
+
+    def __init__(self, image_size: int = 32, codebook_size: int = 128, code_dim: int = 16,
+                 width: int = 32, beta: float = 0.25):
+        super().__init__()
+        if image_size % 4:
+            raise ValueError(f"image_size must be a multiple of 4, got {image_size}")
+        self.image_size, self.codebook_size, self.code_dim = image_size, codebook_size, code_dim
+        self.beta = beta
+        self.grid = image_size // 4
+        self.encoder = nn.Sequential(
+            nn.Conv2d(3, width, 4, 2, 1), nn.ReLU(), nn.Conv2d(width, width, 3, 1, 1), nn.ReLU(),
+            nn.Conv2d(width, width, 4, 2, 1), nn.ReLU(), nn.Conv2d(width, code_dim, 1))
+        self.codebook = nn.Parameter(torch.randn(codebook_size, code_dim) * 0.1)
+        self.decoder = nn.Sequential(
+            nn.Conv2d(code_dim, width, 3, 1, 1), nn.ReLU(), nn.ConvTranspose2d(width, width, 4, 2, 1),
+            nn.ReLU(), nn.ConvTranspose2d(width, width, 4, 2, 1), nn.ReLU(), nn.Conv2d(width, 3, 3, 1, 1))
+        self.register_buffer("usage", torch.zeros(codebook_size), persistent=False)
+
+    def _check(self, images: Tensor) -> None:
+        want = (3, self.image_size, self.image_size)
+        if not isinstance(images, Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != want:
+            got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise ValueError(f"VQAutoencoder expects images (batch, 3, {self.image_size}, "
+                             f"{self.image_size}), got {got}")
+        check_float(images, "VQAutoencoder (images in [0, 1])", like=self.codebook)
+
+    def _latents(self, images: Tensor) -> Tensor:
+        """``z`` ``(B, g, g, D)``."""
+        self._check(images)
+        return self.encoder(images).permute(0, 2, 3, 1)
+
+    @torch.no_grad()
+    def init_codebook(self, images: Tensor) -> None:
+        """Start the codebook at ``codebook_size`` random encoder outputs of ``images``."""
+        z = self._latents(images).reshape(-1, self.code_dim)
+        pick = torch.randperm(len(z))[: self.codebook_size]
+        self.codebook.copy_(z[pick] + 1e-3 * torch.randn_like(z[pick]))
+
+    @torch.no_grad()
+    def encode(self, images: Tensor, batch_size: int = 500) -> Tensor:
+        """The tokens ``(B, g²)`` int64 of ``images`` (raster order)."""
+        out = []
+        for start in range(0, len(images), batch_size):
+            codes, _ = vector_quantize(self._latents(images[start:start + batch_size]), self.codebook)
+            out.append(codes.flatten(1))
+        return torch.cat(out)
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Images ``(B, 3, S, S)`` in [0, 1] painted from tokens ``(B, g²)``."""
+        if not isinstance(codes, Tensor) or codes.dim() != 2 or codes.shape[1] != self.grid ** 2 \
+                or codes.is_floating_point():
+            got = tuple(codes.shape) if isinstance(codes, Tensor) else type(codes).__name__
+            raise ValueError(f"VQAutoencoder.decode expects codes (batch, {self.grid ** 2}) int, got {got}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got "
+                             f"[{int(codes.min())}, {int(codes.max())}]")
+        z = self.codebook[codes].view(len(codes), self.grid, self.grid, self.code_dim)
+        return self.decoder(z.permute(0, 3, 1, 2)).clamp(0, 1)
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor) -> Tensor:
+        """``D(quantize(E(I)))``: what the tokens keep of an image."""
+        return self.decode(self.encode(images))
+
+    def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
+        check_batch(batch, {"image": (3, self.image_size, self.image_size)}, "VQAutoencoder")
+        images = batch["image"]
+        z = self._latents(images)
+        codes, e = vector_quantize(z, self.codebook)
+        z_q = z + (e - z).detach()                                   # straight-through
+        recon = self.decoder(z_q.permute(0, 3, 1, 2))
+        loss = (F.mse_loss(recon, images) + F.mse_loss(e, z.detach())
+                + self.beta * F.mse_loss(z, e.detach()))
+        counts = torch.bincount(codes.flatten(), minlength=self.codebook_size).float()
+        p = counts / counts.sum()
+        perplexity = torch.exp(-(p * p.clamp_min(1e-10).log()).sum())
+        if self.training:
+            self._restart_dead(z.detach(), counts)
+        return ModelOutput(loss=loss, extras={"reconstruction": recon.detach(), "codes": codes.flatten(1),
+                                              "perplexity": perplexity.detach()})
+
+    @torch.no_grad()
+    def _restart_dead(self, z: Tensor, counts: Tensor) -> None:
+        """Codes unused for ~50 batches jump to random encoder outputs of this batch."""
+        self.usage.mul_(0.98).add_(counts.to(self.usage))
+        dead = (self.usage < 1e-3).nonzero().flatten()
+        if len(dead):
+            flat = z.reshape(-1, self.code_dim)
+            pick = torch.randint(0, len(flat), (len(dead),), device=flat.device)
+            self.codebook[dead] = flat[pick]
+            self.usage[dead] = 1.0
