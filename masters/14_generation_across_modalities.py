@@ -1,0 +1,162 @@
+# %% [markdown]
+# # Exercise 14 — Prefix assembly, guided sampling and what guidance buys
+#
+# Chapter 14 conditions a *frozen* language model on an image by putting `k` "visual words"
+# $P_1 .. P_k$ before the caption's token embeddings, and generates images from captions with an
+# autoregressive model over image tokens, sharpened by classifier-free guidance. You write the
+# two pieces that make the first work (the input sequence with its attention mask, and the
+# training targets) and the guided distribution of the second, then measure with the package
+# what guidance buys.
+#
+# **How you are graded.** `check(...)` runs *public* cases; the grader compares your functions
+# on *hidden* cases (other shapes, no prefix at all, other pad ids, large logits, other seeds)
+# with the package's implementation. Only `import`s, `def`s and constants are taken from your
+# notebook.
+
+# %%
+import torch
+import torch.nn.functional as F
+
+from mmcourse.config import seed_everything
+from mmcourse.grading import checks_for
+
+seed_everything(0)
+check = checks_for("14_generation_across_modalities")
+
+# %% [markdown]
+# ## q1 (3 points): `assemble_prefix(prefix, token_embeddings)`
+#
+# `prefix: (B, k, d)` (the mapped image features), `token_embeddings: (B, T, d)` (the caption's
+# token + position embeddings). Return `(z, mask)`:
+#
+# * `z: (B, k + T, d)`, the prefix **first**, then the caption;
+# * `mask: (k + T, k + T)` bool, `mask[i, j]` = position `i` may attend to position `j`: every
+#   position reads the whole prefix (`j < k`); a word reads the words up to itself
+#   (`k <= j <= i`); the prefix never reads a word.
+#
+# Watch out: with `k = 0` (no prefix) the mask must be the plain causal mask; the prefix rows
+# are *not* causal among themselves (they see each other in both directions).
+
+# %%
+def assemble_prefix(prefix, token_embeddings):
+    """z = [P ; E x] and its attention mask."""
+    ### BEGIN SOLUTION
+    k, t = prefix.shape[1], token_embeddings.shape[1]
+    z = torch.cat([prefix, token_embeddings], dim=1)
+    i = torch.arange(k + t)[:, None]
+    j = torch.arange(k + t)[None, :]
+    return z, (j < k) | ((j >= k) & (j <= i))
+    ### END SOLUTION
+
+
+# %%
+check("q1", assemble_prefix)
+
+# %% [markdown]
+# ## q2 (2 points): `prefix_targets(tokens, k, pad_id)`
+#
+# `tokens: (B, L)` caption ids `<bos> .. <eos> <pad> ..`. The model reads
+# `z = [P ; E tokens[:, :-1]]` (length `k + L - 1`) and position `k + t` predicts
+# `tokens[:, t + 1]`. Return the targets `(B, k + L - 1)` int64: `-100` (cross-entropy's
+# `ignore_index`) at the `k` prefix positions and wherever the next token is `pad_id`, else the
+# next token. Watch out: the loss must never ask a prefix position to predict anything.
+
+# %%
+def prefix_targets(tokens, k, pad_id):
+    """-100 on the prefix and on pads, else the next token."""
+    ### BEGIN SOLUTION
+    nxt = tokens[:, 1:].masked_fill(tokens[:, 1:] == pad_id, -100)
+    return torch.cat([torch.full((tokens.shape[0], k), -100, dtype=torch.long), nxt.long()], dim=1)
+    ### END SOLUTION
+
+
+# %%
+check("q2", prefix_targets)
+
+# %% [markdown]
+# ## q3 (2 points): `guided_probs(cond, uncond, w, temperature)`
+#
+# Classifier-free guidance: from conditional logits $\ell_c$ and unconditional logits $\ell_u$
+# (same shape, classes on the last dimension) return the sampling distribution
+# $\mathrm{softmax}\big((\ell_u + w(\ell_c - \ell_u)) / \tau\big)$. Check: $w = 1$ gives the
+# conditional distribution, $w = 0$ the unconditional one. Watch out for large logits (use a
+# stable softmax).
+
+# %%
+def guided_probs(cond, uncond, w, temperature):
+    """softmax((u + w (c - u)) / τ)."""
+    ### BEGIN SOLUTION
+    logits = uncond.double() + w * (cond.double() - uncond.double())
+    return F.softmax(logits / temperature, dim=-1)
+    ### END SOLUTION
+
+
+# %%
+check("q3", guided_probs)
+
+# %% [markdown]
+# ## q4 (3 points, experiment): `guided_accuracy(w, seed)`
+#
+# Measure what guidance buys with the shipped models: load `shapes_t2i`, `shapes_vq` and
+# `shapes_judge` with `mmcourse.pretrained.load_model`; for each of the 48 one-object captions
+# (`mmcourse.judges.all_single_object_captions()`) draw **one** image at guidance `w` and
+# temperature 1 (`t2i.generate(ids, guidance=w, temperature=1.0, generator=gen)` with
+# `gen = torch.Generator().manual_seed(seed)`; caption ids from
+# `mmcourse.models.captioning.encode_captions(captions, shapes_vocab())`, right-padded with 0 to
+# `t2i.text_len`), paint it with `vq.decode`, read it with `judge.read(images)` and return the
+# fraction whose colour and kind match the caption (`mmcourse.data.shapes.parse_caption` splits
+# a caption into `(size, colour, kind)` objects). Call `torch.set_num_threads(1)` first. Graded
+# within 0.15 of the reference at other seeds and guidance scales (`w = 0` ignores the caption).
+
+# %%
+def guided_accuracy(w, seed):
+    """Colour+kind rate of the judge on one guided sample per one-object caption."""
+    ### BEGIN SOLUTION
+    from mmcourse import pretrained
+    from mmcourse.data.shapes import parse_caption, shapes_vocab
+    from mmcourse.judges import all_single_object_captions
+    from mmcourse.models.captioning import encode_captions
+
+    torch.set_num_threads(1)
+    t2i, vq, judge = (pretrained.load_model(n) for n in ("shapes_t2i", "shapes_vq", "shapes_judge"))
+    captions = all_single_object_captions()
+    ids = encode_captions(captions, shapes_vocab())
+    ids = F.pad(ids, (0, t2i.text_len - ids.shape[1]))
+    gen = torch.Generator().manual_seed(seed)
+    codes = t2i.generate(ids, guidance=w, temperature=1.0, generator=gen)
+    with torch.no_grad():
+        read = judge.read(vq.decode(codes))
+    hits = [parse_caption(r)[0][0][1:] == parse_caption(c)[0][0][1:] and len(parse_caption(r)[0]) == 1
+            for r, c in zip(read, captions)]
+    return sum(hits) / len(hits)
+    ### END SOLUTION
+
+
+# %%
+check("q4", guided_accuracy)
+
+# %% [markdown] free-response f1 2
+# ## f1 (2 points, free response)
+#
+# Your `guided_accuracy` rises from `w = 0` to `w = 3`. Explain why in terms of
+# $\mathrm{softmax}(\ell_w) \propto p_u^{1-w} p_c^{w}$, and say what guidance costs: which of the
+# chapter's other measurements gets worse as `w` grows, and why?
+
+# %% [markdown] answer f1
+# At `w = 0` the samples come from the unconditional model, so a one-object caption is matched
+# only by chance (about 1 in 24 colour-kind pairs). Raising `w` multiplies each token's
+# probability by $(p_c / p_u)^{w-1}$: tokens that the caption makes *more* likely than they are
+# a priori (the caption's colour and shape at the object's place) are boosted, the others
+# suppressed, so the image agrees with the caption more often. The cost is diversity: the
+# distribution is sharpened toward the caption's most typical rendering, so samples of one
+# caption become more alike (fewer distinct token grids, smaller pixel distance); at large `w`
+# the extrapolation can also push tokens off the data manifold and create artefacts.
+
+# %% [markdown] rubric f1
+# 1 point: explains the boost of tokens with $p_c > p_u$ (ratio or "extrapolates away from the
+# unconditional model"), noting that `w = 0` ignores the caption. 1 point: names the loss of
+# diversity (samples more alike / less varied), with a reason (sharper distribution); mentioning
+# artefacts at large `w` is a plus but not required.
+
+# %% summary
+check.summary()
