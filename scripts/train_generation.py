@@ -33,7 +33,7 @@ from mmcourse.data import load_shapes
 from mmcourse.train import fit
 
 IMAGE_SIZE = 32
-PREFIX_K = (64, 16, 4, 1)
+PREFIX_K = (64, 4, 1)
 STAGES = ("shapes_clip", "shapes_lm", "captioner08", *(f"prefix_k{k}" for k in PREFIX_K), "shapes_judge",
           "shapes_vq", "shapes_t2i")
 
@@ -119,12 +119,16 @@ def train_prefix(run, k: int):
 
 def train_judge(run):
     from mmcourse.judges import AttributeJudge, judge_accuracy, judge_dataset
-    shapes = large_splits(run)
-    config = {"image_size": IMAGE_SIZE}
+    shapes = load_shapes(n_train=2 * run.shapes_train, n_val=1000, n_test=1000, seed=2,
+                         image_size=IMAGE_SIZE, profile="default")
+    config = {"image_size": IMAGE_SIZE, "width": 16, "features": 128}
     torch.manual_seed(0)
     model = AttributeJudge(**config)
     train, val = judge_dataset(shapes.train), judge_dataset(shapes.val)
-    fit(model, train, val, epochs=run.epochs(6), batch_size=128, lr=2e-3, desc="judge")
+    opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
+    epochs = run.epochs(10)
+    fit(model, train, val, epochs=epochs, batch_size=128, optimizer=opt,
+        scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs), desc="judge")
     acc = judge_accuracy(model.eval(), shapes.test)
     print("judge on real test scenes", {k: round(v, 4) for k, v in acc.items()})
     return pretrained.model_payload(model, config, real_test=acc)
@@ -134,14 +138,14 @@ def train_vq(run):
     from mmcourse.data.base import ModalDataset
     from mmcourse.models.image_tokenizer import VQAutoencoder
     shapes = large_splits(run)
-    config = {"image_size": IMAGE_SIZE, "codebook_size": 128, "code_dim": 16, "width": 32}
+    config = {"image_size": IMAGE_SIZE, "codebook_size": 256, "code_dim": 16, "width": 32}
     torch.manual_seed(0)
     model = VQAutoencoder(**config)
     model.init_codebook(shapes.train.tensors["image"][:2000])
     train = ModalDataset({"image": shapes.train.tensors["image"]})
     val = ModalDataset({"image": shapes.val.tensors["image"]})
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3)
-    epochs = run.epochs(8)
+    epochs = run.epochs(6)
     fit(model, train, val, epochs=epochs, batch_size=64, optimizer=opt,
         scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs), desc="VQ autoencoder")
     with torch.no_grad():
