@@ -39,8 +39,8 @@ from mmcourse.models.cnn import ConvEncoder
 from mmcourse.models.output import ModelOutput
 from mmcourse.tensors import model_device
 
-__all__ = ["HEADS", "AttributeJudge", "all_single_object_captions", "attribute_targets", "clip_score",
-           "diversity", "generation_report", "judge_accuracy", "judge_dataset", "judge_report"]
+__all__ = ["HEADS", "AttributeJudge", "CaptionerJudge", "all_single_object_captions", "attribute_targets",
+           "clip_score", "diversity", "generation_report", "judge_accuracy", "judge_dataset", "judge_report"]
 
 #: The judge's heads and their classes; slot 2 and the relation are -1 (no target) for one object.
 HEADS = {"count": (1, 2), "size1": SIZES, "colour1": COLOUR_NAMES, "kind1": KINDS,
@@ -120,6 +120,21 @@ class AttributeJudge(nn.Module):
         return out
 
 
+class CaptionerJudge:
+    """A judge that reads a scene by captioning it: ``read(images)`` is a trained captioner's
+    greedy caption (e.g. chapter 08's, trained on real scenes). ``judge_report`` takes it
+    wherever it takes an ``AttributeJudge``; an ungrammatical caption counts as all wrong."""
+
+    def __init__(self, captioner):
+        self.captioner = captioner.eval()
+
+    @torch.no_grad()
+    def read(self, images: Tensor, batch_size: int = 500) -> list[str]:
+        dev = model_device(self.captioner)
+        return [c for start in range(0, len(images), batch_size)
+                for c in self.captioner.caption(images[start:start + batch_size].to(dev))]
+
+
 def judge_report(judge: AttributeJudge, images: Tensor, captions: Sequence[str]) -> dict:
     """Mean verdicts (see the module docstring) of ``judge`` on ``images`` against the captions
     they should show: ``colour_kind``, ``size``, ``relation`` (over two-object captions only;
@@ -130,7 +145,11 @@ def judge_report(judge: AttributeJudge, images: Tensor, captions: Sequence[str])
     read = judge.read(images)
     verdicts = []
     for want, got in zip(captions, read):
-        (w_objs, w_rels), (g_objs, g_rels) = parse_caption(want), parse_caption(got)
+        w_objs, w_rels = parse_caption(want)
+        try:
+            g_objs, g_rels = parse_caption(got)
+        except ValueError:  # a judge that writes captions may write an ungrammatical one
+            g_objs, g_rels = [], []
         same_n = len(w_objs) == len(g_objs)
         verdicts.append({
             "read": got,

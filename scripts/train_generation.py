@@ -138,7 +138,7 @@ def train_vq(run):
     from mmcourse.data.base import ModalDataset
     from mmcourse.models.image_tokenizer import VQAutoencoder
     shapes = large_splits(run)
-    config = {"image_size": IMAGE_SIZE, "codebook_size": 256, "code_dim": 16, "width": 32}
+    config = {"image_size": IMAGE_SIZE, "codebook_size": 128, "code_dim": 16, "width": 32}
     torch.manual_seed(0)
     model = VQAutoencoder(**config)
     model.init_codebook(shapes.train.tensors["image"][:2000])
@@ -166,7 +166,7 @@ def train_t2i(run):
     model = TextToImage(**config)
     train, val = token_dataset(vq, shapes.train), token_dataset(vq, shapes.val)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
-    epochs = run.epochs(8)
+    epochs = run.epochs(6)
     fit(model, train, val, epochs=epochs, batch_size=64, optimizer=opt,
         scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs), desc="text to image")
     return pretrained.model_payload(model, config)

@@ -15,10 +15,10 @@ gradient, so the encoder gets the decoder's gradient *straight through*
     L = mean_p m_p ||Î_p − I_p||² / mean_p m_p  +  ||sg(z) − e_c||²  +  β ||z − sg(e_c)||²   (β = 0.25),
 
 reconstruction, codebook (moves the codes to the encoder's outputs) and commitment (keeps the
-encoder near its codes). The reconstruction weights the pixels of objects ``fg_weight`` (10)
-times more than the dark background, ``m_p = 1 + fg_weight · [max_channel I_p > 0.25]``: the
-background is 90 % of a Shapes image, and an unweighted loss spends the codebook on it and
-blurs the colours that the captions are about. ``init_codebook`` starts the codebook at encoder outputs of real
+encoder near its codes). ``m_p = 1 + fg_weight · [max_channel I_p > 0.25]`` can weight the
+pixels of objects more than the dark background (90 % of a Shapes image); the shipped
+tokenizer uses ``fg_weight = 0`` (plain MSE): a short weighted run collapsed the codebook to
+50 codes and lost the colours. ``init_codebook`` starts the codebook at encoder outputs of real
 images, and codes left unused during training are restarted at random encoder outputs, so
 few codes die.
 """
@@ -58,7 +58,7 @@ class VQAutoencoder(nn.Module):
     "perplexity"})``."""
 
     def __init__(self, image_size: int = 32, codebook_size: int = 128, code_dim: int = 16,
-                 width: int = 32, beta: float = 0.25, fg_weight: float = 10.0):
+                 width: int = 32, beta: float = 0.25, fg_weight: float = 0.0):
         super().__init__()
         if image_size % 4:
             raise ValueError(f"image_size must be a multiple of 4, got {image_size}")
