@@ -9,7 +9,8 @@ Prints, on the chapter's Shapes splits (``default`` profile, 32 px):
   checkpoints ``prefix_k*``): trained parameters (and their share of chapter 08's), exact match
   (all / seen / unseen captions), BLEU-4, CIDEr-D; target: unseen exact match within 5 points
   of chapter 08's with <= 20 % of its parameters;
-* text to image (``shapes_vq`` + ``shapes_t2i``, judged by ``shapes_judge``): the judge's ceiling
+* text to image (``shapes_vq`` + ``shapes_t2i``, judged by chapter 08's captioner reading each
+  scene, ``CaptionerJudge``): the judge's ceiling
   on real test scenes; every one-object caption (48) x ``samples`` at guidance w = 0, 1 (none)
   and 3, temperature 1 (target: colour and kind right >= 90 % with guidance); ``pairs``
   two-object test captions with a relation at w = 1 and 3 (colour/kind, relation); the mean
@@ -26,7 +27,13 @@ import torch
 from mmcourse import pretrained
 from mmcourse.config import seed_everything
 from mmcourse.data import load_shapes
-from mmcourse.judges import all_single_object_captions, clip_score, generation_report, judge_accuracy
+from mmcourse.judges import (
+    CaptionerJudge,
+    all_single_object_captions,
+    clip_score,
+    generation_report,
+    judge_accuracy,
+)
 from mmcourse.models import count_parameters
 from mmcourse.reports import caption_report, exact_match_by_novelty
 
@@ -66,7 +73,8 @@ def main() -> None:
                   f"(target <= 5), {count_parameters(model) / base:.1%} of its parameters (target <= 20 %)")
 
     print("\n== text to image (judged by the attribute classifier) ==")
-    vq, t2i, judge = (pretrained.load_model(n) for n in ("shapes_vq", "shapes_t2i", "shapes_judge"))
+    vq, t2i = pretrained.load_model("shapes_vq"), pretrained.load_model("shapes_t2i")
+    judge = CaptionerJudge(pretrained.load_model("captioner08"))
     clip = pretrained.load_model("shapes_clip")
     real = judge_accuracy(judge, shapes.test)
     print("judge on real test scenes (the ceiling):", {k: round(v, 3) for k, v in real.items()})

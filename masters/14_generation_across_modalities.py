@@ -98,7 +98,8 @@ check("q3", guided_probs)
 # ## q4 (3 points, experiment): `guided_accuracy(w, seed)`
 #
 # Measure what guidance buys with the shipped models: load `shapes_t2i`, `shapes_vq` and
-# `shapes_judge` with `mmcourse.pretrained.load_model`; for each of the 48 one-object captions
+# `captioner08` with `mmcourse.pretrained.load_model`, the judge being
+# `mmcourse.judges.CaptionerJudge(captioner08)`; for each of the 48 one-object captions
 # (`mmcourse.judges.all_single_object_captions()`) draw **one** image at guidance `w` and
 # temperature 1 (`t2i.generate(ids, guidance=w, temperature=1.0, generator=gen)` with
 # `gen = torch.Generator().manual_seed(seed)`; caption ids from
@@ -114,11 +115,12 @@ def guided_accuracy(w, seed):
     ### BEGIN SOLUTION
     from mmcourse import pretrained
     from mmcourse.data.shapes import parse_caption, shapes_vocab
-    from mmcourse.judges import all_single_object_captions
+    from mmcourse.judges import CaptionerJudge, all_single_object_captions
     from mmcourse.models.captioning import encode_captions
 
     torch.set_num_threads(1)
-    t2i, vq, judge = (pretrained.load_model(n) for n in ("shapes_t2i", "shapes_vq", "shapes_judge"))
+    t2i, vq = pretrained.load_model("shapes_t2i"), pretrained.load_model("shapes_vq")
+    judge = CaptionerJudge(pretrained.load_model("captioner08"))
     captions = all_single_object_captions()
     ids = encode_captions(captions, shapes_vocab())
     ids = F.pad(ids, (0, t2i.text_len - ids.shape[1]))

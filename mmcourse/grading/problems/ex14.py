@@ -35,10 +35,11 @@ def guided_accuracy(w: float, seed: int) -> float:
     temperature 1 from ``torch.Generator().manual_seed(seed)``: the judge's colour+kind rate."""
     from mmcourse import pretrained
     from mmcourse.data.shapes import shapes_vocab
-    from mmcourse.judges import all_single_object_captions, generation_report
+    from mmcourse.judges import CaptionerJudge, all_single_object_captions, generation_report
 
     torch.set_num_threads(1)
-    t2i, vq, judge = (pretrained.load_model(n) for n in ("shapes_t2i", "shapes_vq", "shapes_judge"))
+    t2i, vq = pretrained.load_model("shapes_t2i"), pretrained.load_model("shapes_vq")
+    judge = CaptionerJudge(pretrained.load_model("captioner08"))
     r = generation_report(t2i, vq, judge, all_single_object_captions(), shapes_vocab(), samples=1,
                           guidance=float(w), temperature=1.0, seed=int(seed))
     return float(r["colour_kind"])
@@ -48,7 +49,8 @@ def guided_accuracy(w: float, seed: int) -> float:
 def _assemble_cases(g: torch.Generator, public: bool) -> Cases:
     if public:
         return [(randn(g, 2, 3, 4), randn(g, 2, 5, 4)), (randn(g, 1, 1, 2), randn(g, 1, 2, 2))]
-    cases = [(randn(g, b, k, d), randn(g, b, t, d)) for b, k, t, d in [(3, 2, 4, 8), (1, 6, 1, 3), (2, 4, 7, 5)]]
+    cases = [(randn(g, b, k, d), randn(g, b, t, d))
+             for b, k, t, d in [(3, 2, 4, 8), (1, 6, 1, 3), (2, 4, 7, 5)]]
     cases.append((randn(g, 2, 0, 4), randn(g, 2, 3, 4)))  # no prefix: plain causal
     return cases
 
@@ -86,7 +88,8 @@ def _experiment_cases(g: torch.Generator, public: bool) -> Cases:
     return [(3.0, randint(g, 1, 10_000)), (1.0, randint(g, 1, 10_000)), (0.0, randint(g, 1, 10_000))]
 
 
-EX14 = Exercise("14_generation_across_modalities", "Prefix assembly, guided sampling and what guidance buys", (
+EX14 = Exercise("14_generation_across_modalities",
+                "Prefix assembly, guided sampling and what guidance buys", (
     Part("q1", "assemble_prefix", 3, assemble_prefix, _assemble_cases,
          forbidden=("assemble_prefix", "prefix_attention_mask", "PrefixCaptioner"),
          hint="z = cat([prefix, token_embeddings], dim=1); mask[i, j] = j < k or k <= j <= i"),
@@ -99,5 +102,5 @@ EX14 = Exercise("14_generation_across_modalities", "Prefix assembly, guided samp
     Part("q4", "guided_accuracy", 3, guided_accuracy, _experiment_cases,
          forbidden=("generation_report", "judge_report"), atol=0.15, rtol=0.0,
          hint="encode + pad the 48 captions, t2i.generate(ids, guidance=w, temperature=1, generator=...), "
-              "vq.decode, judge.read, compare colour and kind with the caption"),
+              "vq.decode, CaptionerJudge(captioner08).read, compare colour and kind with the caption"),
 ))
