@@ -9,7 +9,7 @@ Prints, on the chapter's Shapes splits (``default`` profile, 32 px):
   checkpoints ``prefix_k*``): trained parameters (and their share of chapter 08's), exact match
   (all / seen / unseen captions), BLEU-4, CIDEr-D; target: unseen exact match within 5 points
   of chapter 08's with <= 20 % of its parameters;
-* text to image (``shapes_vq`` + ``shapes_t2i``, judged by chapter 08's captioner reading each
+* text to image (``PaletteTokenizer`` + ``shapes_t2i``, judged by chapter 08's captioner reading each
   scene, ``CaptionerJudge``): the judge's ceiling
   on real test scenes; every one-object caption (48) x ``samples`` at guidance w = 0, 1 (none)
   and 3, temperature 1 (target: colour and kind right >= 90 % with guidance); ``pairs``
@@ -35,6 +35,7 @@ from mmcourse.judges import (
     judge_accuracy,
 )
 from mmcourse.models import count_parameters
+from mmcourse.models.image_tokenizer import PaletteTokenizer
 from mmcourse.reports import caption_report, exact_match_by_novelty
 
 
@@ -73,14 +74,14 @@ def main() -> None:
                   f"(target <= 5), {count_parameters(model) / base:.1%} of its parameters (target <= 20 %)")
 
     print("\n== text to image (judged by the attribute classifier) ==")
-    vq, t2i = pretrained.load_model("shapes_vq"), pretrained.load_model("shapes_t2i")
+    vq, t2i = PaletteTokenizer(), pretrained.load_model("shapes_t2i")
     judge = CaptionerJudge(pretrained.load_model("captioner08"))
     clip = pretrained.load_model("shapes_clip")
     real = judge_accuracy(judge, shapes.test)
     print("judge on real test scenes (the ceiling):", {k: round(v, 3) for k, v in real.items()})
     recon = judge_accuracy(judge, type(shapes.test)({"image": vq.reconstruct(shapes.test.tensors["image"])},
                                                     meta={"caption": shapes.test.meta["caption"]}))
-    print("judge on VQ reconstructions of them:   ", {k: round(v, 3) for k, v in recon.items()})
+    print("judge on their tokenizer reconstructions:", {k: round(v, 3) for k, v in recon.items()})
     real_clip = clip_score(clip, shapes.test.tensors["image"], shapes.test.tensors["text"]).mean().item()
     shuffled = clip_score(clip, shapes.test.tensors["image"],
                           shapes.test.tensors["text"].roll(1, 0)).mean().item()

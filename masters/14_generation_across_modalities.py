@@ -97,8 +97,9 @@ check("q3", guided_probs)
 # %% [markdown]
 # ## q4 (3 points, experiment): `guided_accuracy(w, seed)`
 #
-# Measure what guidance buys with the shipped models: load `shapes_t2i`, `shapes_vq` and
-# `captioner08` with `mmcourse.pretrained.load_model`, the judge being
+# Measure what guidance buys with the shipped models: load `shapes_t2i` and `captioner08` with
+# `mmcourse.pretrained.load_model`, the tokenizer being
+# `mmcourse.models.image_tokenizer.PaletteTokenizer()` and the judge
 # `mmcourse.judges.CaptionerJudge(captioner08)`; for each of the 48 one-object captions
 # (`mmcourse.judges.all_single_object_captions()`) draw **one** image at guidance `w` and
 # temperature 1 (`t2i.generate(ids, guidance=w, temperature=1.0, generator=gen)` with
@@ -119,7 +120,9 @@ def guided_accuracy(w, seed):
     from mmcourse.models.captioning import encode_captions
 
     torch.set_num_threads(1)
-    t2i, vq = pretrained.load_model("shapes_t2i"), pretrained.load_model("shapes_vq")
+    from mmcourse.models.image_tokenizer import PaletteTokenizer
+
+    t2i, vq = pretrained.load_model("shapes_t2i"), PaletteTokenizer()
     judge = CaptionerJudge(pretrained.load_model("captioner08"))
     captions = all_single_object_captions()
     ids = encode_captions(captions, shapes_vocab())

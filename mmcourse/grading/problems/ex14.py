@@ -38,7 +38,9 @@ def guided_accuracy(w: float, seed: int) -> float:
     from mmcourse.judges import CaptionerJudge, all_single_object_captions, generation_report
 
     torch.set_num_threads(1)
-    t2i, vq = pretrained.load_model("shapes_t2i"), pretrained.load_model("shapes_vq")
+    from mmcourse.models.image_tokenizer import PaletteTokenizer
+
+    t2i, vq = pretrained.load_model("shapes_t2i"), PaletteTokenizer()
     judge = CaptionerJudge(pretrained.load_model("captioner08"))
     r = generation_report(t2i, vq, judge, all_single_object_captions(), shapes_vocab(), samples=1,
                           guidance=float(w), temperature=1.0, seed=int(seed))
