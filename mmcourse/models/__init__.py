@@ -10,7 +10,9 @@ Every model takes a batch dict and returns one ``ModelOutput`` (``output``).
   ``cross_attention_fusion``: end-to-end fusion;
 * ``retrieval``: dual encoder, InfoNCE, R(q, D); ``captioning``: the attention captioner;
   ``decoding``: greedy / beam / sampling over any captioner; ``transformer_captioning``: the
-  same captioner with a causal transformer decoder.
+  same captioner with a causal transformer decoder; ``prefix_captioning``: a frozen LM reading k
+  visual words; ``image_tokenizer``: VQ autoencoder and a fixed palette tokenizer;
+  ``text_to_image``: the chain rule over image tokens; ``guidance``: classifier-free guidance.
 """
 
 from mmcourse.models.attention import (
