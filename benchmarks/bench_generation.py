@@ -73,7 +73,7 @@ def main() -> None:
             print(f"   -> k=4: unseen exact match {gap * 100:+.1f} points below chapter 08 "
                   f"(target <= 5), {count_parameters(model) / base:.1%} of its parameters (target <= 20 %)")
 
-    print("\n== text to image (judged by the attribute classifier) ==")
+    print("\n== text to image (judged by chapter 08's captioner reading each scene) ==")
     vq, t2i = PaletteTokenizer(), pretrained.load_model("shapes_t2i")
     judge = CaptionerJudge(pretrained.load_model("captioner08"))
     clip = pretrained.load_model("shapes_clip")
