@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """The course's single entry point: set-up, the lab, the tests and the benchmarks.
 
-    python3 course.py lab      # create/reuse .venv, install, open JupyterLab on notebooks/
+    python3 course.py lab      # create/reuse .venv, install, open JupyterLab on the course (chapter 00)
     python3 course.py test     # create/reuse .venv, install, run lint + unit tests + notebooks
     python3 course.py test --fast   # the same without the slow tier (a few minutes)
     python3 course.py bench    # print the benchmark figures
@@ -94,11 +94,22 @@ def hermetic_env(scratch: Path) -> dict:
     return env
 
 
+#: the page `lab` opens first: where the README tells a student to start
+FIRST_NOTEBOOK = "notebooks/00_setup_and_tour.ipynb"
+
+
+def lab_arguments(root: Path = ROOT) -> list[str]:
+    """JupyterLab's options for the course: the server is rooted at the repository, so that
+    ``notebooks/``, ``exercises/`` and ``solutions/`` are all reachable (each chapter's closing
+    link ``../exercises/NN_name.ipynb`` opens), and it opens on the first chapter."""
+    return [f"--ServerApp.root_dir={root}", f"--LabApp.default_url=/lab/tree/{FIRST_NOTEBOOK}"]
+
+
 def cmd_lab(args: list[str]) -> None:
     ensure_env()
     jupyter = venv_bin("jupyter-lab")
     os.chdir(ROOT)
-    run([jupyter, "--notebook-dir", ROOT / "notebooks", *args])
+    run([jupyter, *lab_arguments(ROOT), *args])
 
 
 def cmd_site(args: list[str]) -> None:

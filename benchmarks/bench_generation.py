@@ -4,12 +4,12 @@
 
 Prints, on the chapter's Shapes splits (``default`` profile, 32 px):
 
-* chapter 08's captioner (shipped checkpoint ``captioner08``) and prefix captioners over the
-  frozen ``shapes_lm`` and ``shapes_clip`` (mappers for k = 1, 2, 4, 8, from the shipped
+* chapter 08's captioner (shipped checkpoint ``gen_captioner08``) and prefix captioners over the
+  frozen ``gen_lm`` and ``gen_clip`` (mappers for k = 1, 2, 4, 8, from the shipped
   checkpoints ``prefix_k*``): trained parameters (and their share of chapter 08's), exact match
   (all / seen / unseen captions), BLEU-4, CIDEr-D; target: unseen exact match within 5 points
   of chapter 08's with <= 20 % of its parameters;
-* text to image (``PaletteTokenizer`` + ``shapes_t2i``, judged by chapter 08's captioner reading each
+* text to image (``PaletteTokenizer`` + ``gen_t2i``, judged by chapter 08's captioner reading each
   scene, ``CaptionerJudge``): the judge's ceiling
   on real test scenes; every one-object caption (48) x ``samples`` at guidance w = 0, 1 (none)
   and 3, temperature 1 (target: colour and kind right >= 90 % with guidance); ``pairs``
@@ -62,21 +62,21 @@ def main() -> None:
     print("\n== prefix captioning vs chapter 08 (test split; seen/unseen = caption in the training split) ==")
     print(f"{'model':24}{'trained':>9}{'share':>8}{'exact':>7}{'seen':>7}{'unseen':>8}{'BLEU-4':>8}"
           f"{'CIDEr-D':>8}{'eval':>8}")
-    cap08 = pretrained.load_model("captioner08")
+    cap08 = pretrained.load("gen_captioner08")
     base = count_parameters(cap08)
     ref = caption_row("chapter 08 captioner", cap08, shapes, base)
-    for name in sorted(n for n in pretrained.available() if n.startswith("prefix_")):
+    for name in sorted(n for n in pretrained.available() if n.startswith("gen_prefix_")):
         model = pretrained.load_prefix_captioner(name)
         em = caption_row(f"prefix {name[7:]}", model, shapes, base)
-        if name == "prefix_k4":
+        if name == "gen_prefix_k4":
             gap = ref["unseen"] - em["unseen"]
             print(f"   -> k=4: unseen exact match {gap * 100:+.1f} points below chapter 08 "
                   f"(target <= 5), {count_parameters(model) / base:.1%} of its parameters (target <= 20 %)")
 
     print("\n== text to image (judged by chapter 08's captioner reading each scene) ==")
-    vq, t2i = PaletteTokenizer(), pretrained.load_model("shapes_t2i")
-    judge = CaptionerJudge(pretrained.load_model("captioner08"))
-    clip = pretrained.load_model("shapes_clip")
+    vq, t2i = PaletteTokenizer(), pretrained.load("gen_t2i")
+    judge = CaptionerJudge(pretrained.load("gen_captioner08"))
+    clip = pretrained.load("gen_clip")
     real = judge_accuracy(judge, shapes.test)
     print("judge on real test scenes (the ceiling):", {k: round(v, 3) for k, v in real.items()})
     recon = judge_accuracy(judge, type(shapes.test)({"image": vq.reconstruct(shapes.test.tensors["image"])},

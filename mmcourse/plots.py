@@ -98,3 +98,22 @@ def show_scenes(split, n: int = 8, ncols: int = 4):
     captions = [c.replace(" above", "\nabove").replace(" left", "\nleft")
                 for c in split.meta["caption"][:n]]
     return show_images(split.tensors["image"][:n], captions, ncols=ncols, size=(2.2, 2.6))
+
+
+#: One colour per model (or single modality) across the course, so a reader can follow a model from
+#: figure to figure and chapter to chapter. Names not listed get a grey.
+MODEL_COLOURS = {
+    "image": "tab:blue", "image only": "tab:blue",
+    "audio": "tab:orange", "audio only": "tab:orange", "speech": "tab:orange", "speech only": "tab:orange",
+    "text": "tab:gray", "text only": "tab:gray", "hint": "tab:gray", "hint only": "tab:gray",
+    "product of experts": "tab:green", "average of logits": "yellowgreen", "majority vote": "olive",
+    "early": "tab:purple", "early + modality dropout": "orchid", "early, noise-augmented": "indigo",
+    "late": "tab:red", "late, no expert losses": "lightcoral", "vote": "olive",
+    "cross-attention": "tab:brown", "tensor": "tab:cyan", "gated": "tab:pink",
+    "autoencoder fill": "teal", "zero fill": "darkgray", "mean fill": "silver",
+}
+
+
+def model_colour(name: str) -> str:
+    """The course-wide colour of a model or modality (``MODEL_COLOURS``; grey for other names)."""
+    return MODEL_COLOURS.get(name, "dimgray")

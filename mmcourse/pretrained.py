@@ -1,125 +1,157 @@
-"""Shipped checkpoints: small trained weights that a notebook loads instead of training.
+"""Pretrained weights shipped with the package, the way practice uses them: ``load(name)``.
 
-Each checkpoint is ``mmcourse/checkpoints/NAME.pt`` (a ``torch.save`` payload, a dict) with its
-SHA-256 in ``NAME.sha256`` beside it; both are written by the committed script that trained them
-(e.g. ``scripts/train_generation.py``). ``load(name)`` checks the digest before unpickling
-anything, so a truncated or altered file is a clear error, never a silently different model.
+A checkpoint is a small file ``mmcourse/checkpoints/NAME.pt`` made by a committed script (e.g.
+``scripts/train_pretrained.py`` with the ``full`` profile), stored next to its SHA-256 in
+``NAME.sha256`` (``sha256sum`` format: ``<hex digest>  NAME.pt``). ``load(name)`` checks the
+digest *before* unpickling anything, then rebuilds the model from the recipe stored in the file:
+
+    {"format": 1, "name": NAME, "class": "mmcourse.models....ClassName", "kwargs": {...},
+     "state_dict": {...}, "meta": {...}}
+
+and returns it in eval mode. Only classes inside ``mmcourse`` can be named, the file is read
+with ``torch.load(weights_only=True)``, and nothing is ever downloaded.
+
+* ``available()``: the names of the shipped checkpoints;
+* ``load(name)`` / ``metadata(name)``: the model / what the script recorded (data, profile,
+  epochs, figures);
+* ``save(model, name, kwargs, meta)``: what a training script calls to write both files;
+* ``load_prefix_captioner(name)``: chapter 14's prefix captioner, a checkpoint holding only the
+  mapper's weights, assembled over the frozen language model and image encoder its ``meta`` names.
+
+A ``vocab`` among the kwargs is stored as its word list (``weights_only`` reads plain values only)
+and rebuilt as a ``mmcourse.data.text.Vocab``. Chapter 11 ships ``shapes_clip``; chapter 14's
+checkpoints are named ``gen_*`` (``scripts/train_generation.py``).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 from pathlib import Path
 
 import torch
+from torch import nn
 
-__all__ = ["CHECKPOINTS", "ChecksumError", "available", "load", "path", "save"]
+FOLDER = Path(__file__).resolve().parent / "checkpoints"
+FORMAT = 1
 
-#: Where the shipped checkpoints live (inside the package, so an installed course has them).
-CHECKPOINTS = Path(__file__).resolve().parent / "checkpoints"
-
-
-class ChecksumError(RuntimeError):
-    """A checkpoint's bytes do not match its recorded SHA-256."""
+__all__ = ["FOLDER", "ChecksumMismatch", "available", "load", "load_prefix_captioner", "metadata", "save",
+           "sha256_file"]
 
 
-def _sha256(file: Path) -> str:
-    return hashlib.sha256(file.read_bytes()).hexdigest()
+class ChecksumMismatch(ValueError):
+    """A checkpoint's bytes do not match the SHA-256 recorded beside it."""
 
 
-def path(name: str) -> Path:
-    """The file of checkpoint ``name`` (it need not exist)."""
+def sha256_file(path) -> str:
+    """Hex SHA-256 of a file's bytes."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def available(folder=None) -> list[str]:
+    """Names of the checkpoints in ``folder`` (default: the package's), sorted."""
+    folder = Path(folder) if folder is not None else FOLDER
+    return sorted(p.stem for p in folder.glob("*.pt")) if folder.is_dir() else []
+
+
+def _paths(name: str, folder) -> tuple[Path, Path]:
     if not isinstance(name, str) or not name or "/" in name or "\\" in name or name.startswith("."):
-        raise ValueError(f"a checkpoint name is a plain file stem such as 'shapes_lm', got {name!r}")
-    return CHECKPOINTS / f"{name}.pt"
+        raise ValueError(f"a checkpoint name is a plain file stem such as 'shapes_clip', got {name!r}")
+    folder = Path(folder) if folder is not None else FOLDER
+    path = folder / f"{name}.pt"
+    if not path.is_file():
+        raise FileNotFoundError(f"no pretrained checkpoint {name!r} in {folder}; available: "
+                                f"{available(folder)}")
+    return path, folder / f"{name}.sha256"
 
 
-def available() -> list[str]:
-    """The names of the shipped checkpoints."""
-    return sorted(p.stem for p in CHECKPOINTS.glob("*.pt"))
+def _verified(name: str, folder) -> dict:
+    path, sha_path = _paths(name, folder)
+    if not sha_path.is_file():
+        raise FileNotFoundError(f"checksum file {sha_path} is missing beside {path}; restore it with "
+                                f"`git checkout -- {sha_path.parent.name}/` or rerun the training script")
+    words = sha_path.read_text().split()
+    if not words or len(words[0]) != 64:
+        raise ValueError(f"{sha_path} should hold a 64-character hex SHA-256, got {sha_path.read_text()!r}")
+    actual = sha256_file(path)
+    if actual != words[0].lower():
+        raise ChecksumMismatch(
+            f"checkpoint {path} does not match its SHA-256: expected {words[0]}, got {actual}. The "
+            f"file is corrupted or was changed; restore it (`git checkout -- {path.parent.name}/`) "
+            "or retrain it with `python scripts/train_pretrained.py`"
+        )
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    if not isinstance(blob, dict) or blob.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a format-{FORMAT} mmcourse checkpoint")
+    return blob
 
 
-def save(name: str, payload: dict) -> Path:
-    """Write ``payload`` as checkpoint ``name`` and its SHA-256 file; returns the ``.pt`` path."""
-    if not isinstance(payload, dict):
-        raise TypeError(f"a checkpoint payload is a dict, got {type(payload).__name__}")
-    file = path(name)
-    file.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(payload, file)
-    file.with_suffix(".sha256").write_text(f"{_sha256(file)}  {file.name}\n")
-    return file
+def metadata(name: str, folder=None) -> dict:
+    """What the training script recorded about checkpoint ``name`` (verified first)."""
+    blob = _verified(name, folder)
+    return {"class": blob["class"], "kwargs": dict(blob["kwargs"]), **dict(blob.get("meta", {}))}
 
 
-def load(name: str) -> dict:
-    """The payload of checkpoint ``name``, on the CPU, after checking its SHA-256.
-
-    A missing file, a missing digest or a digest mismatch is an error that names the file and
-    the script to re-run; nothing is downloaded.
-    """
-    file = path(name)
-    digest_file = file.with_suffix(".sha256")
-    if not file.exists():
-        raise FileNotFoundError(f"no checkpoint {name!r} at {file}; shipped: {available()}. "
-                                "Re-create it with the script named in its chapter (e.g. "
-                                "scripts/train_generation.py)")
-    if not digest_file.exists():
-        raise ChecksumError(f"checkpoint {file} has no {digest_file.name}: its integrity cannot be checked")
-    want = digest_file.read_text().split()[0]
-    got = _sha256(file)
-    if got != want:
-        raise ChecksumError(f"checkpoint {file} is corrupt or was changed: SHA-256 {got}, expected {want} "
-                            f"(from {digest_file.name}); re-create it with its training script")
-    return torch.load(file, map_location="cpu", weights_only=True)
+def _model_class(qualname: str):
+    module, _, cls = qualname.rpartition(".")
+    if not module.startswith("mmcourse."):
+        raise ValueError(f"a checkpoint may only name a class inside mmcourse, got {qualname!r}")
+    return getattr(importlib.import_module(module), cls)
 
 
-def _classes() -> dict:
-    from mmcourse import judges
-    from mmcourse.models import captioning, image_tokenizer, language_model, retrieval, text_to_image
-
-    return {"DualEncoder": retrieval.DualEncoder, "TinyCausalDecoder": language_model.TinyCausalDecoder,
-            "Captioner": captioning.Captioner, "VQAutoencoder": image_tokenizer.VQAutoencoder,
-            "TextToImage": text_to_image.TextToImage, "AttributeJudge": judges.AttributeJudge}
-
-
-def model_payload(model: torch.nn.Module, config: dict, **info) -> dict:
-    """The payload ``save`` writes for a model: its class name, constructor ``config`` (plain
-    values), ``state_dict`` and any ``info`` (how it was trained, its figures)."""
-    return {"class": type(model).__name__, "config": dict(config),
-            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}, "info": info}
-
-
-def load_model(name: str) -> torch.nn.Module:
-    """The model of checkpoint ``name`` (written with ``model_payload``), built, loaded and in
-    eval mode; its training ``info`` is in ``model.pretrained_info``."""
-    payload = load(name)
-    classes = _classes()
-    if payload.get("class") not in classes:
-        raise ValueError(f"checkpoint {name!r} holds a {payload.get('class')!r}; "
-                         f"load_model knows {sorted(classes)}")
-    config = dict(payload["config"])
-    if "vocab" in config:  # a Vocab is stored as its word list
+def load(name: str, folder=None, *, device=None) -> nn.Module:
+    """The pretrained model ``name``: SHA-256 verified, rebuilt, weights loaded, in eval mode."""
+    blob = _verified(name, folder)
+    kwargs = dict(blob["kwargs"])
+    if isinstance(kwargs.get("vocab"), list):
         from mmcourse.data.text import Vocab
-        config["vocab"] = Vocab(config["vocab"])
-    model = classes[payload["class"]](**config)
-    model.load_state_dict(payload["state_dict"])
-    model.pretrained_info = payload.get("info", {})
-    return model.eval()
+
+        kwargs["vocab"] = Vocab(kwargs["vocab"])
+    model = _model_class(blob["class"])(**kwargs)
+    model.load_state_dict(blob["state_dict"])
+    model.eval()
+    return model.to(device) if device is not None else model
 
 
-def load_prefix_captioner(name: str):
-    """A ``PrefixCaptioner`` from checkpoint ``name`` (its mapper's weights) over the frozen
-    language model and image encoder it was trained with (checkpoints ``shapes_lm`` and
-    ``shapes_clip``), in eval mode."""
+def save(model: nn.Module, name: str, kwargs: dict, meta: dict | None = None, folder=None) -> Path:
+    """Write ``NAME.pt`` (recipe + float32 weights) and ``NAME.sha256`` into ``folder``."""
+    folder = Path(folder) if folder is not None else FOLDER
+    folder.mkdir(parents=True, exist_ok=True)
+    kwargs = dict(kwargs)
+    if kwargs.get("vocab") is not None and not isinstance(kwargs["vocab"], list):
+        kwargs["vocab"] = list(kwargs["vocab"].itos)
+    qualname = f"{type(model).__module__}.{type(model).__qualname__}"
+    _model_class(qualname)  # only mmcourse classes
+    state = {k: v.detach().cpu().float().clone() if v.is_floating_point() else v.detach().cpu().clone()
+             for k, v in model.state_dict().items()}
+    path = folder / f"{name}.pt"
+    torch.save({"format": FORMAT, "name": name, "class": qualname, "kwargs": dict(kwargs),
+                "state_dict": state, "meta": dict(meta or {})}, path)
+    (folder / f"{name}.sha256").write_text(f"{sha256_file(path)}  {path.name}\n")
+    return path
+
+
+def load_prefix_captioner(name: str, folder=None):
+    """Chapter 14's ``PrefixCaptioner`` from checkpoint ``name`` (a ``PrefixMapper``'s weights)
+    over the frozen language model and image encoder named in its metadata (``language_model``,
+    ``image_encoder``: other checkpoints in the same folder), in eval mode."""
     from mmcourse.data.shapes import shapes_vocab
-    from mmcourse.models.prefix_captioning import PrefixCaptioner
+    from mmcourse.models.prefix_captioning import PrefixCaptioner, PrefixMapper
 
-    payload = load(name)
-    if payload.get("class") != "PrefixMapper":
-        raise ValueError(f"checkpoint {name!r} holds a {payload.get('class')!r}, not a PrefixMapper")
-    info = payload.get("info", {})
-    lm = load_model(info.get("language_model", "shapes_lm"))
-    encoder = load_model(info.get("image_encoder", "shapes_clip")).image_encoder
-    model = PrefixCaptioner(lm, encoder, vocab=shapes_vocab(), **payload["config"])
-    model.mapper.load_state_dict(payload["state_dict"])
-    model.pretrained_info = info
+    blob = _verified(name, folder)
+    if _model_class(blob["class"]) is not PrefixMapper:
+        raise ValueError(f"checkpoint {name!r} holds a {blob['class']!r}, not a PrefixMapper")
+    meta = dict(blob.get("meta", {}))
+    for key in ("language_model", "image_encoder"):
+        if key not in meta:
+            raise ValueError(f"checkpoint {name!r} does not name its frozen {key} in its metadata")
+    lm = load(meta["language_model"], folder)
+    encoder = load(meta["image_encoder"], folder).image_encoder
+    model = PrefixCaptioner(lm, encoder, vocab=shapes_vocab(), **blob["kwargs"])
+    model.mapper.load_state_dict(blob["state_dict"])
+    model.pretrained_meta = meta
     return model.eval()

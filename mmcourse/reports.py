@@ -4,6 +4,7 @@ They sit beside the metrics, not in ``mmcourse.models``: a model never imports e
 
 * ``caption_report``: decode every image and score the captions (exact match, BLEU, CIDEr-D);
 * ``retrieval_report``: rank every caption for every image and back (Recall@K, median rank, mAP);
+  ``retrieval_scores`` does the same from embeddings made by any method (e.g. CCA);
 * ``winoground_scores``: the text, image and group scores of a compositional probe.
 """
 
@@ -21,8 +22,7 @@ from mmcourse.models.retrieval import DualEncoder, embed_dataset, embed_pairs, s
 from mmcourse.tensors import model_device
 
 __all__ = ["WINOGROUND_CHANCE", "caption_report", "exact_match_by_novelty", "retrieval_report",
-           "winoground_from_similarity",
-           "winoground_scores"]
+           "retrieval_scores", "winoground_from_similarity", "winoground_scores"]
 
 
 @torch.no_grad()
@@ -63,19 +63,51 @@ def caption_report(model: CaptionModel, split: ModalDataset, method: str = "gree
 
 
 def retrieval_report(model: DualEncoder, split, ks: tuple[int, ...] = (1, 5, 10),
-                     batch_size: int = 512) -> dict[str, float]:
+                     batch_size: int = 512, queries=None) -> dict[str, float]:
     """Rank every caption for every image (``i2t``) and every image for every caption
     (``t2i``) of a split, with the semantic match ``relevant = labels[:, None] == labels[None, :]``
     (any scene with the same caption is a correct answer).
 
     Returns ``{"i2t_R@1", "i2t_R@5", "i2t_R@10", "i2t_median_rank", "i2t_mAP"}``, the same for
     ``t2i``, and ``"n"``. Ties count against the model (``mmcourse.metrics``' pessimistic rule).
+    ``queries`` (optional) restricts the queries to some scenes, see ``retrieval_scores``.
     """
     (labels,) = split_tensors(split, ("label",), "retrieval_report")
     image_emb, text_emb = embed_dataset(model, split, batch_size)
-    relevant = (labels[:, None] == labels[None, :]).numpy()
-    report: dict[str, float] = {"n": len(labels)}
-    for name, sim in (("i2t", image_emb @ text_emb.T), ("t2i", text_emb @ image_emb.T)):
+    return retrieval_scores(image_emb, text_emb, labels, ks, queries=queries)
+
+
+def retrieval_scores(image_emb, text_emb, labels, ks: tuple[int, ...] = (1, 5, 10),
+                     queries=None) -> dict[str, float]:
+    """``retrieval_report`` from embeddings already computed by any method (a dual encoder,
+    CCA, ...): ``image_emb`` and ``text_emb`` ``(N, d)`` (scene ``i``'s image and caption, compared
+    by the dot product, so pass unit vectors for cosine similarity), ``labels`` ``(N,)`` the
+    caption ids (same id = a correct answer).
+
+    ``queries``: a boolean mask ``(N,)`` or a sequence of indices; only those scenes' images
+    (``i2t``) and captions (``t2i``) are asked, against the *whole* database of ``N`` items
+    (e.g. the test scenes whose caption also occurs in training). ``None``: every scene.
+    ``"n"`` is the number of queries.
+    """
+    image_emb, text_emb = torch.as_tensor(image_emb).float(), torch.as_tensor(text_emb).float()
+    labels = torch.as_tensor(labels)
+    if image_emb.dim() != 2 or image_emb.shape != text_emb.shape or labels.shape != image_emb.shape[:1]:
+        raise ValueError("retrieval_scores expects image_emb and text_emb (N, d) and labels (N,), got "
+                         f"{tuple(image_emb.shape)}, {tuple(text_emb.shape)}, {tuple(labels.shape)}")
+    rows = torch.arange(len(labels))
+    if queries is not None:
+        q = torch.as_tensor(queries)
+        if q.dtype == torch.bool:
+            if q.shape != labels.shape:
+                raise ValueError(f"a boolean queries mask must have shape {tuple(labels.shape)}, "
+                                 f"got {tuple(q.shape)}")
+            q = q.nonzero().flatten()
+        rows = q.long().flatten()
+        if len(rows) == 0:
+            raise ValueError("queries selects no scene: there is nothing to measure")
+    relevant = (labels[rows, None] == labels[None, :]).numpy()
+    report: dict[str, float] = {"n": len(rows)}
+    for name, sim in (("i2t", image_emb[rows] @ text_emb.T), ("t2i", text_emb[rows] @ image_emb.T)):
         for k, r in metrics.recall_at_k(sim, ks, relevant).items():
             report[f"{name}_R@{k}"] = r
         report[f"{name}_median_rank"] = metrics.median_rank(sim, relevant)

@@ -5,16 +5,16 @@ their SHA-256 to ``mmcourse/checkpoints/`` (``mmcourse.pretrained.save``).
 
 Stages (all by default), each a ``NAME.pt`` + ``NAME.sha256``:
 
-* ``shapes_clip``   -- chapter 07's dual encoder on the chapter's Shapes training split (the
+* ``gen_clip``   -- chapter 07's dual encoder on the chapter's Shapes training split (the
   frozen image encoder of the prefix captioner, and the CLIP-score judge);
-* ``shapes_lm``     -- a tiny causal LM pretrained on the training split's captions, text only;
-* ``captioner08``   -- chapter 08's attention captioner, chapter 08's recipe (the comparison);
+* ``gen_lm``     -- a tiny causal LM pretrained on the training split's captions, text only;
+* ``gen_captioner08``   -- chapter 08's attention captioner, chapter 08's recipe (the comparison);
 * ``shapes_judge``  -- the CNN attribute classifier, on a larger set of real scenes (not
   shipped: in the CPU budget it reads kinds poorly, about 0.3 colour+kind on real scenes;
-  the chapter judges with ``CaptionerJudge(captioner08)`` instead);
-* ``shapes_vq``     -- the VQ autoencoder (image tokenizer), on that larger set (not shipped: in
+  the chapter judges with ``CaptionerJudge(gen_captioner08)`` instead);
+* ``gen_vq``     -- the VQ autoencoder (image tokenizer), on that larger set (not shipped: in
   the CPU budget its codebook lost the colours; the chapter uses the fixed ``PaletteTokenizer``);
-* ``shapes_t2i``    -- the autoregressive text-to-image model over ``PaletteTokenizer`` tokens.
+* ``gen_t2i``    -- the autoregressive text-to-image model over ``PaletteTokenizer`` tokens.
 
 The chapter's own splits (``load_shapes(seed=0, image_size=32)``, default sizes) train the
 first three, so "unseen captions" mean the same for every captioner; the larger set
@@ -37,8 +37,8 @@ from mmcourse.train import fit
 
 IMAGE_SIZE = 32
 PREFIX_K = (64, 4, 1)
-STAGES = ("shapes_clip", "shapes_lm", "captioner08", *(f"prefix_k{k}" for k in PREFIX_K), "shapes_vq",
-          "shapes_t2i", "shapes_judge")
+STAGES = ("gen_clip", "gen_lm", "gen_captioner08", *(f"gen_prefix_k{k}" for k in PREFIX_K), "gen_vq",
+          "gen_t2i", "shapes_judge")
 
 
 def chapter_splits():
@@ -61,7 +61,7 @@ def train_clip(run):
     fit(model, shapes.train, shapes.val, epochs=run.epochs(8), batch_size=128, lr=2e-3, desc="clip")
     report = retrieval_report(model.eval(), shapes.test)
     print({k: round(v, 3) for k, v in report.items()})
-    return pretrained.model_payload(model, config, test_t2i_R1=report["t2i_R@1"])
+    return model, config, {"test_t2i_R1": report["t2i_R@1"]}
 
 
 def train_lm(run):
@@ -79,7 +79,7 @@ def train_lm(run):
         scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs), desc="language model")
     loss = evaluate(model, text["test"])["loss"]
     print(f"LM test loss {loss:.3f} nats/token")
-    return pretrained.model_payload(model, config, test_loss=loss)
+    return model, config, {"test_loss": loss}
 
 
 def train_captioner08(run):
@@ -96,7 +96,7 @@ def train_captioner08(run):
         scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs), desc="captioner")
     report = caption_report(model.eval(), shapes.test)
     print(f"captioner08 test exact match {report['exact_match']:.3f}")
-    return pretrained.model_payload(model, config, test_exact_match=report["exact_match"])
+    return model, config, {"test_exact_match": report["exact_match"]}
 
 
 def train_prefix(run, k: int):
@@ -104,7 +104,7 @@ def train_prefix(run, k: int):
     from mmcourse.reports import caption_report, exact_match_by_novelty
     shapes = chapter_splits()
     vocab = shapes.info["vocab"]
-    lm, clip = pretrained.load_model("shapes_lm"), pretrained.load_model("shapes_clip")
+    lm, clip = pretrained.load("gen_lm"), pretrained.load("gen_clip")
     torch.manual_seed(0)
     model = PrefixCaptioner(lm, clip.image_encoder, k=k, vocab=vocab)
     opt = torch.optim.AdamW(model.mapper.parameters(), lr=1e-2)
@@ -114,10 +114,11 @@ def train_prefix(run, k: int):
     r = caption_report(model.eval(), shapes.test, return_captions=True)
     em = exact_match_by_novelty(r["captions"], shapes.test.meta["caption"], shapes.train.meta["caption"])
     print(f"prefix k={k}: test exact match {em}")
-    return {"class": "PrefixMapper", "config": {"k": k, "depth": model.depth},
-            "state_dict": {n: v.detach().cpu() for n, v in model.mapper.state_dict().items()},
-            "info": {"test_exact_match": em["all"], "unseen_exact_match": em["unseen"],
-                     "language_model": "shapes_lm", "image_encoder": "shapes_clip"}}
+    # only the mapper is saved; ``pretrained.load_prefix_captioner`` rebuilds the captioner over the
+    # frozen checkpoints named in the metadata
+    return model.mapper, {"k": k, "depth": model.depth}, {
+        "test_exact_match": em["all"], "unseen_exact_match": em["unseen"],
+        "language_model": "gen_lm", "image_encoder": "gen_clip"}
 
 
 def train_judge(run):
@@ -134,7 +135,7 @@ def train_judge(run):
         scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs), desc="judge")
     acc = judge_accuracy(model.eval(), shapes.test)
     print("judge on real test scenes", {k: round(v, 4) for k, v in acc.items()})
-    return pretrained.model_payload(model, config, real_test=acc)
+    return model, config, {"real_test": acc}
 
 
 def train_vq(run):
@@ -156,7 +157,7 @@ def train_vq(run):
         mse = (model.eval().reconstruct(images) - images).pow(2).mean().item()
         used = model.encode(shapes.test.tensors["image"]).unique().numel()
     print(f"VQ test MSE {mse:.5f}, {used} codes used")
-    return pretrained.model_payload(model, config, test_mse=mse, codes_used=used)
+    return model, config, {"test_mse": mse, "codes_used": used}
 
 
 def train_t2i(run):
@@ -173,12 +174,12 @@ def train_t2i(run):
     epochs = run.epochs(6)
     fit(model, train, val, epochs=epochs, batch_size=64, optimizer=opt,
         scheduler=torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs), desc="text to image")
-    return pretrained.model_payload(model, config)
+    return model, config, {}
 
 
-TRAIN = {"shapes_clip": train_clip, "shapes_lm": train_lm, "captioner08": train_captioner08,
-         **{f"prefix_k{k}": (lambda run, k=k: train_prefix(run, k)) for k in PREFIX_K},
-         "shapes_judge": train_judge, "shapes_vq": train_vq, "shapes_t2i": train_t2i}
+TRAIN = {"gen_clip": train_clip, "gen_lm": train_lm, "gen_captioner08": train_captioner08,
+         **{f"gen_prefix_k{k}": (lambda run, k=k: train_prefix(run, k)) for k in PREFIX_K},
+         "shapes_judge": train_judge, "gen_vq": train_vq, "gen_t2i": train_t2i}
 
 
 def main(argv=None) -> int:
@@ -190,9 +191,9 @@ def main(argv=None) -> int:
     for stage in args.stages:
         seed_everything(0)
         t = time.time()
-        payload = TRAIN[stage](run)
-        payload["info"].update(profile=run.name, seconds=round(time.time() - t, 1))
-        file = pretrained.save(stage, payload)
+        model, kwargs, meta = TRAIN[stage](run)
+        meta.update(profile=run.name, seconds=round(time.time() - t, 1))
+        file = pretrained.save(model, stage, kwargs, meta)
         print(f"{stage}: {file.stat().st_size / 1e6:.2f} MB in {time.time() - t:.0f} s", flush=True)
     return 0
 

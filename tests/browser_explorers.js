@@ -1,13 +1,16 @@
-// Drives JupyterLab in headless Chromium (playwright-core): open a notebook, run all cells, move
-// one slider of every explorer with the keyboard, wait for its figure to change, screenshot it.
-// Called by tests/test_browser.py with one JSON argument; prints one JSON line with the results.
+// Drives JupyterLab in headless Chromium (playwright-core). Called by tests/test_browser.py with one
+// JSON argument; prints one JSON line with the results. Two modes:
+// - explorers (default): open a notebook, run all cells, move one slider of every explorer with the
+//   keyboard, wait for its figure to change, screenshot it;
+// - course: open the server's front page as `course.py lab` serves it (it should land on chapter
+//   00), open a chapter, click its closing link to ../exercises/... and check that the exercise opens.
 const path = require("path");
 const { chromium } = require(path.join(process.env.PLAYWRIGHT_DIR, "node_modules", "playwright-core"));
 
 const cfg = JSON.parse(process.argv[2]);
 
-async function main() {
-  const context = await chromium.launchPersistentContext(cfg.profile, {
+function launch() {
+  return chromium.launchPersistentContext(cfg.profile, {
     executablePath: cfg.chromium,
     headless: true,
     args: ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -15,6 +18,61 @@ async function main() {
     viewport: { width: 1280, height: 900 },
     deviceScaleFactor: 1,
   });
+}
+
+// the label of the active document's tab in the main area
+async function activeTab(page) {
+  return page.locator("#jp-main-dock-panel .lm-TabBar-tab.lm-mod-current .lm-TabBar-tabLabel").first().innerText();
+}
+
+async function course() {
+  const context = await launch();
+  const result = { errors: [], load_error: "" };
+  const page = context.pages()[0] || (await context.newPage());
+  page.setDefaultTimeout(60000);
+  page.on("pageerror", (err) => result.errors.push(String(err)));
+  const start = Date.now();
+  try {
+    // 1. the front page, as a student opens the printed address: it lands on the first chapter
+    await page.goto(cfg.url, { waitUntil: "domcontentloaded" });
+    await page.waitForSelector(".jp-NotebookPanel .jp-Cell", { timeout: 120000 });
+    await page.waitForFunction((first) => location.pathname.endsWith("/lab/tree/" + first), cfg.first,
+                               { timeout: 60000 });
+    result.landing_url = page.url();
+    result.landing_tab = await activeTab(page);
+    await page.screenshot({ path: path.join(cfg.outdir, "course-landing.png") });
+    // 2. a chapter, then its closing link to the exercise, clicked like a student would
+    await page.goto(cfg.chapter_url, { waitUntil: "domcontentloaded" });
+    await page.waitForFunction(() => location.pathname.includes("/lab/tree/notebooks/"), null, { timeout: 60000 });
+    const exerciseName = cfg.exercise.split("/").pop();
+    const link = page.locator(`.jp-NotebookPanel:not(.lm-mod-hidden) .jp-RenderedMarkdown a`, { hasText: exerciseName }).first();
+    await link.waitFor({ state: "attached", timeout: 120000 });
+    await link.scrollIntoViewIfNeeded();
+    result.link_text = await link.innerText();
+    await link.click();
+    await page.waitForFunction((target) => location.pathname.endsWith("/lab/tree/" + target), cfg.exercise,
+                               { timeout: 60000, polling: 250 });
+    result.exercise_url = page.url();
+    const panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)").first();
+    await panel.locator(".jp-Cell").first().waitFor({ timeout: 60000 });
+    await page.waitForTimeout(1000);
+    result.exercise_text = (await panel.innerText()).slice(0, 20000);
+    if (await page.locator(".jp-Dialog").count()) {
+      result.load_error = await page.locator(".jp-Dialog").innerText();
+    }
+    await page.screenshot({ path: path.join(cfg.outdir, "course-exercise.png") });
+  } catch (err) {
+    result.errors.push(String(err && err.stack || err));
+    try { await page.screenshot({ path: path.join(cfg.outdir, "failure.png"), fullPage: true }); } catch (e) {}
+  } finally {
+    result.total_s = (Date.now() - start) / 1000;
+    await context.close();
+  }
+  console.log(JSON.stringify(result));
+}
+
+async function explorers() {
+  const context = await launch();
   const result = { explorers: [], errors: [] };
   const page = context.pages()[0] || (await context.newPage());
   page.setDefaultTimeout(60000);
@@ -96,4 +154,4 @@ async function main() {
   console.log(JSON.stringify(result));
 }
 
-main();
+if (cfg.mode === "course") course(); else explorers();

@@ -4,6 +4,8 @@ The test installs what it needs itself: Chromium with ``apt-get`` (when ``/usr/b
 missing; it is skipped, saying why, only if that is impossible) and ``playwright-core`` with
 ``npm`` into ``.mmcourse-cache/playwright`` (no browser download). It then
 
+The first test checks the explorers:
+
 1. starts ``jupyter-lab`` directly (its PID is the server's) on 127.0.0.1 with a random token,
    a throw-away root directory holding a copy of ``docs/explorers.ipynb`` and hermetic
    Jupyter/IPython settings, with ``PYTHONPATH`` so that the kernel imports this ``mmcourse``;
@@ -12,6 +14,11 @@ missing; it is skipped, saying why, only if that is impossible) and ``playwright
 3. for each explorer focuses its first slider's handle, presses ArrowRight, waits for the
    figure (a new PNG) to change and screenshots the explorer;
 4. stops the server by its PID.
+
+The second test checks the course as ``python3 course.py lab`` serves it (the same options,
+``course.lab_arguments``, on a copy of ``notebooks/`` and ``exercises/``): the server's front page
+opens chapter 00; every chapter's link to ``../exercises/NN_name.ipynb`` resolves through the
+server's contents API; and in Chromium, chapter 02's closing link, clicked, opens its exercise.
 
 Screenshots land in ``.mmcourse-cache/browser/``; with ``MMCOURSE_UPDATE_SCREENSHOTS=1`` they
 are also copied (palette-compressed) to ``docs/img/``, the pictures the README shows.
@@ -22,6 +29,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -29,6 +37,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -121,8 +130,10 @@ def write_lab_settings(folder: Path) -> None:
         path.write_text(json.dumps(values))
 
 
-def start_jupyter_lab(root: Path, scratch: Path, port: int, token: str) -> subprocess.Popen:
-    """``jupyter-lab`` from this Python's environment, started directly (no forking launcher)."""
+def start_jupyter_lab(root: Path, scratch: Path, port: int, token: str,
+                      options: list[str] | None = None) -> subprocess.Popen:
+    """``jupyter-lab`` from this Python's environment, started directly (no forking launcher),
+    rooted at ``root`` unless ``options`` (e.g. ``course.py lab``'s own) say otherwise."""
     binary = Path(sys.executable).parent / "jupyter-lab"
     assert binary.exists(), f"jupyter-lab is not installed beside {sys.executable}"
     settings = scratch / "lab-settings"
@@ -137,7 +148,8 @@ def start_jupyter_lab(root: Path, scratch: Path, port: int, token: str) -> subpr
     log = open(scratch / "jupyter-lab.log", "w")  # noqa: SIM115 - closed with the process
     return subprocess.Popen(
         [str(binary), "--no-browser", "--ip=127.0.0.1", f"--port={port}",
-         f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={root}", "--allow-root"],
+         f"--IdentityProvider.token={token}", "--allow-root",
+         *(options if options is not None else [f"--ServerApp.root_dir={root}"])],
         env=env, stdout=log, stderr=subprocess.STDOUT, cwd=root, start_new_session=True)
 
 
@@ -217,3 +229,72 @@ def test_explorers_in_jupyterlab_with_chromium(tmp_path):
     if os.environ.get("MMCOURSE_UPDATE_SCREENSHOTS") == "1":
         for e in result["explorers"]:
             shrink_png(Path(e["screenshot"]), ROOT / "docs" / "img" / f"explorer-{e['name']}.png")
+
+
+EXERCISE_LINK = re.compile(r"\]\((\.\./exercises/[^)\s]+\.ipynb)\)")
+CLICKED_CHAPTER = "notebooks/02_cnn_for_images_and_spectrograms.ipynb"
+
+
+def exercise_links(notebooks: Path) -> dict[str, str]:
+    """``{chapter path: exercise path}`` (relative to the repository) for every markdown link of a
+    chapter to ``../exercises/...``."""
+    links = {}
+    for path in sorted(notebooks.glob("*.ipynb")):
+        for cell in json.loads(path.read_text())["cells"]:
+            source = "".join(cell["source"]) if isinstance(cell["source"], list) else cell["source"]
+            if cell["cell_type"] == "markdown":
+                for target in EXERCISE_LINK.findall(source):
+                    links[f"notebooks/{path.name}"] = os.path.normpath(f"notebooks/{target}")
+    return links
+
+
+def api_status(port: int, token: str, path: str) -> int:
+    """HTTP status of ``GET /api/contents/<path>``: what JupyterLab asks when a link is opened."""
+    url = f"http://127.0.0.1:{port}/api/contents/{path}?content=0&token={token}"
+    try:
+        with urllib.request.urlopen(url, timeout=10) as response:
+            return response.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def test_course_lab_opens_chapter_00_and_a_chapter_link_opens_its_exercise(tmp_path):
+    course = _course_module()
+    links = exercise_links(ROOT / "notebooks")
+    assert CLICKED_CHAPTER in links, f"{CLICKED_CHAPTER} has no link to its exercise"
+    ensure_chromium()
+    playwright, _ = ensure_playwright()
+    root, scratch = tmp_path / "course", tmp_path / "scratch"
+    scratch.mkdir()
+    for folder in ("notebooks", "exercises"):      # what the links need; JupyterLab saves into the copy
+        shutil.copytree(ROOT / folder, root / folder)
+    shots = CACHE / "browser-course"
+    shutil.rmtree(shots, ignore_errors=True)
+    shots.mkdir(parents=True)
+    port, token = free_port(), secrets.token_hex(16)
+    proc = start_jupyter_lab(root, scratch, port, token, options=course.lab_arguments(root))
+    try:
+        wait_for_server(proc, port, token, scratch / "jupyter-lab.log")
+        statuses = {chapter: api_status(port, token, target) for chapter, target in links.items()}
+        config = {"mode": "course", "url": f"http://127.0.0.1:{port}/?token={token}",
+                  "chapter_url": f"http://127.0.0.1:{port}/lab/tree/{CLICKED_CHAPTER}?token={token}",
+                  "first": course.FIRST_NOTEBOOK, "exercise": links[CLICKED_CHAPTER],
+                  "chromium": str(CHROMIUM), "profile": str(scratch / "chromium-profile"),
+                  "outdir": str(shots)}
+        driver = _run(["node", str(ROOT / "tests" / "browser_explorers.js"), json.dumps(config)],
+                      400, env={**os.environ, "PLAYWRIGHT_DIR": str(playwright)})
+    finally:
+        stop(proc)
+    broken = {chapter: (links[chapter], code) for chapter, code in statuses.items() if code != 200}
+    assert not broken, f"chapter links the server cannot open (chapter: (target, HTTP status)): {broken}"
+    lines = [line for line in driver.stdout.splitlines() if line.startswith("{")]
+    assert lines, f"the browser driver printed no result (exit {driver.returncode}):\n{driver.stderr[-3000:]}"
+    result = json.loads(lines[-1])
+    (shots / "result.json").write_text(json.dumps(result, indent=1))
+    print(json.dumps(result))
+    assert not result["errors"], f"browser errors: {result['errors']} (see {shots / 'failure.png'})"
+    assert result["landing_url"].split("?")[0].endswith(f"/lab/tree/{course.FIRST_NOTEBOOK}"), result
+    assert result["landing_tab"] == Path(course.FIRST_NOTEBOOK).name, result
+    assert result["exercise_url"].split("?")[0].endswith(f"/lab/tree/{links[CLICKED_CHAPTER]}"), result
+    assert "check(" in result["exercise_text"], "the exercise notebook opened without its cells"
+    assert not result["load_error"], result["load_error"]

@@ -10,6 +10,7 @@ import torch.nn.functional as F
 from mmcourse import pretrained
 from mmcourse.data import load_shapes
 from mmcourse.data.base import ModalDataset
+from mmcourse.data.shapes import shapes_vocab
 from mmcourse.judges import (
     AttributeJudge,
     attribute_targets,
@@ -318,35 +319,39 @@ def test_clip_score_and_diversity(shapes):
 
 
 # -- checkpoints -------------------------------------------------------------------------------
-def test_pretrained_roundtrip_and_tamper_detection(tmp_path, monkeypatch):
-    monkeypatch.setattr(pretrained, "CHECKPOINTS", tmp_path)
-    lm = TinyCausalDecoder(20, 16, 2, 1, 8)
-    pretrained.save("tiny", pretrained.model_payload(lm, {"vocab_size": 20, "dim": 16, "heads": 2,
-                                                          "layers": 1, "max_len": 8}, note="x"))
-    loaded = pretrained.load_model("tiny")
-    assert torch.equal(loaded.head.weight, lm.head.weight) and loaded.pretrained_info["note"] == "x"
+def test_vocab_kwarg_roundtrip_and_tamper_detection(tmp_path):
+    from mmcourse.models.captioning import Captioner
+    vocab = shapes_vocab()
+    model = Captioner(len(vocab), vocab=vocab)
+    pretrained.save(model, "tiny", {"vocab_size": len(vocab), "vocab": vocab}, {"note": "x"}, folder=tmp_path)
+    loaded = pretrained.load("tiny", tmp_path)
+    assert loaded.vocab.itos == vocab.itos and pretrained.metadata("tiny", tmp_path)["note"] == "x"
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), model.state_dict().values()))
     file = tmp_path / "tiny.pt"
     file.write_bytes(file.read_bytes()[:-10] + b"0123456789")
-    with pytest.raises(pretrained.ChecksumError, match="corrupt or was changed"):
-        pretrained.load("tiny")
-    with pytest.raises(FileNotFoundError, match="train_generation"):
-        pretrained.load("missing")
-    with pytest.raises(ValueError, match="plain file stem"):
-        pretrained.load("../x")
+    with pytest.raises(pretrained.ChecksumMismatch, match="does not match its SHA-256"):
+        pretrained.load("tiny", tmp_path)
 
 
-@pytest.mark.parametrize("name", ["shapes_clip", "shapes_lm", "captioner08", "shapes_t2i"])
+def test_chapter_14_checkpoints_do_not_shadow_chapter_11s():
+    names = pretrained.available()
+    assert "shapes_clip" in names  # chapter 11's
+    ours = [n for n in names if n != "shapes_clip"]
+    assert ours and all(n.startswith("gen_") for n in ours), ours
+
+
+@pytest.mark.parametrize("name", ["gen_clip", "gen_lm", "gen_captioner08", "gen_t2i"])
 def test_shipped_checkpoints_load(name):
-    model = pretrained.load_model(name)
-    assert not model.training and model.pretrained_info["seconds"] > 0
+    model = pretrained.load(name)
+    assert not model.training and pretrained.metadata(name)["seconds"] > 0
 
 
 @pytest.mark.parametrize("k", [64, 4, 1])
 def test_shipped_prefix_mappers_load_over_the_frozen_models(k):
-    model = pretrained.load_prefix_captioner(f"prefix_k{k}")
+    model = pretrained.load_prefix_captioner(f"gen_prefix_k{k}")
     assert model.k == k and count_parameters(model) == count_parameters(model.mapper)
     with pytest.raises(ValueError, match="not a PrefixMapper"):
-        pretrained.load_prefix_captioner("shapes_lm")
+        pretrained.load_prefix_captioner("gen_lm")
 
 
 @pytest.fixture(scope="module")
@@ -356,7 +361,7 @@ def real_scenes():
 
 def test_shipped_judge_reads_real_scenes(real_scenes):
     from mmcourse.judges import CaptionerJudge, judge_accuracy
-    acc = judge_accuracy(CaptionerJudge(pretrained.load_model("captioner08")), real_scenes.test)
+    acc = judge_accuracy(CaptionerJudge(pretrained.load("gen_captioner08")), real_scenes.test)
     assert acc["colour_kind"] > JUDGE_REAL_MIN, acc
 
 
@@ -365,9 +370,9 @@ def test_shipped_generator_draws_what_guidance_asks_for():
     more than samples that ignore the caption (w = 0)."""
     from mmcourse.data.shapes import shapes_vocab
     from mmcourse.judges import CaptionerJudge, all_single_object_captions, generation_report
-    t2i, vq = pretrained.load_model("shapes_t2i"), PaletteTokenizer()
-    judge = CaptionerJudge(pretrained.load_model("captioner08"))
-    clip = pretrained.load_model("shapes_clip")
+    t2i, vq = pretrained.load("gen_t2i"), PaletteTokenizer()
+    judge = CaptionerJudge(pretrained.load("gen_captioner08"))
+    clip = pretrained.load("gen_clip")
     caps = all_single_object_captions()
     guided = generation_report(t2i, vq, judge, caps, shapes_vocab(), guidance=3.0, seed=0, dual_encoder=clip)
     blind = generation_report(t2i, vq, judge, caps, shapes_vocab(), guidance=0.0, seed=0, dual_encoder=clip)

@@ -528,7 +528,8 @@ PUBLIC_NAMES = (
     "PrecisionRecallF1", "ReliabilityBins", "ThresholdPrecisionRecall", "accuracy", "bleu", "cider_d",
     "confusion_matrix", "expected_calibration_error", "mean_average_precision", "median_rank",
     "precision_recall_at_threshold", "precision_recall_curve_at_thresholds", "precision_recall_f1",
-    "ranks", "recall_at_k", "reliability_bins",
+    "ranks", "recall_at_k", "reliability_bins", "EditCounts", "digit_error_rate", "edit_distance",
+    "edit_operations",
 )
 
 

@@ -24,6 +24,7 @@ from mmcourse.models.retrieval import (
 from mmcourse.reports import (
     WINOGROUND_CHANCE,
     retrieval_report,
+    retrieval_scores,
     winoground_from_similarity,
     winoground_scores,
 )
@@ -277,6 +278,27 @@ def test_retrieval_report_is_exact_on_a_known_similarity_matrix():
     assert report["t2i_median_rank"] == 2.0
     assert report["t2i_mAP"] == pytest.approx((1 + 1 / 4 + 1 / 2 + 1 / 2) / 4)
     assert report["n"] == 4
+
+
+def test_retrieval_scores_ask_only_the_chosen_queries_against_the_whole_database():
+    # the split of the test above: i2t ranks [1, 4, 1, 3], t2i ranks [1, 4, 2, 2]
+    e = torch.eye(3)
+    images, texts = torch.stack([e[0], e[2], e[2], e[1]]), e[[0, 1, 2, 2]]
+    labels = torch.tensor([0, 1, 2, 2])
+    whole = retrieval_scores(images, texts, labels, ks=(1, 2))
+    assert whole["i2t_R@1"] == 0.5 and whole["t2i_R@2"] == 0.75 and whole["n"] == 4
+    for queries in (torch.tensor([False, True, False, True]), [1, 3]):
+        part = retrieval_scores(images, texts, labels, ks=(1, 2), queries=queries)
+        assert part["n"] == 2
+        assert part["i2t_R@1"] == 0.0 and part["i2t_R@2"] == 0.0 and part["i2t_median_rank"] == 3.5
+        assert part["t2i_R@1"] == 0.0 and part["t2i_R@2"] == 0.5 and part["t2i_median_rank"] == 3.0
+        assert part["i2t_mAP"] == pytest.approx((1 / 4 + (1 / 3 + 2 / 4) / 2) / 2)
+    with pytest.raises(ValueError, match="selects no scene"):
+        retrieval_scores(images, texts, labels, queries=[])
+    with pytest.raises(ValueError, match="mask must have shape"):
+        retrieval_scores(images, texts, labels, queries=torch.tensor([True, False]))
+    with pytest.raises(ValueError, match=r"labels \(N,\)"):
+        retrieval_scores(images, texts[:3], labels)
 
 
 def test_winoground_from_similarity_hand_built():

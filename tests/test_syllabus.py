@@ -46,6 +46,11 @@ def test_readme_syllabus_links_each_chapter_to_its_exercise_and_solution():
 
 
 def test_every_exercise_belongs_to_a_chapter():
+    """... except the capstone, which follows Part I and is listed right after its table."""
     for folder in ("exercises", "solutions"):
         names = sorted(p.name for p in (ROOT / folder).glob("*.ipynb"))
-        assert names == NOTEBOOKS[2:], (folder, names)
+        assert [n for n in names if n != "capstone.ipynb"] == NOTEBOOKS[2:], (folder, names)
+    part_one = (ROOT / "README.md").read_text().split("### Part I", 1)[1].split("### Part II", 1)[0]
+    capstone = [line for line in part_one.splitlines() if "capstone" in line.lower()]
+    assert len(capstone) == 1 and not ROW.match(capstone[0]), capstone
+    assert LINK.findall(capstone[0]) == ["exercises/capstone.ipynb", "solutions/capstone.ipynb"]

@@ -57,7 +57,7 @@ def test_softmax_explorer_temperature_and_shift_move_the_bars():
     assert hot.max() < p1.max() and entropy_bits(hot) > entropy_bits(p1)
     assert list(np.argsort(hot)) == list(np.argsort(p1))
     np.testing.assert_allclose(bar_heights(ax_p), hot)
-    assert "T = 4.00" in ax_p.get_title()
+    assert "τ = 4.00" in ax_p.get_title()
 
     ex.controls["shift_class"].value = 3                        # as the dropdown would
     assert png_changed(ex, shift=5.0)
@@ -121,7 +121,8 @@ def test_record_attention_returns_the_models_own_weights(decoder_and_tokens):
 def test_attention_explorer_follows_example_layer_head_query(decoder_and_tokens):
     model, tokens, labels = decoder_and_tokens
     ex = attention_explorer(model, {"text": tokens}, labels=labels)
-    ax_map, ax_dot, ax_w = ex.figure.axes
+    ax_map, ax_dot, ax_w = ex.figure.axes[:3]          # then the colour bar of the map
+    assert (ax_map.get_ylabel(), ax_map.get_xlabel()) == ("query i", "key j") and len(ex.figure.axes) == 4
     n = len(labels[0])
     assert ex.state["shape"] == (n, n)                       # cropped to the caption's tokens
     assert ex.state["query"] == n - 1 and "query <b>&lt;eos&gt;</b>" in ex.text.value  # escaped

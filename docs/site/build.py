@@ -5,7 +5,7 @@
 Runs in the course's virtual environment (Sphinx, myst-nb, sphinx-book-theme, and MathJax from
 the ``jupyter-server-mathjax`` package). It lays out a source tree under ``build/site-src/``:
 
-* ``notebooks/``, ``exercises/`` -- copies of whatever ``NN_*.ipynb`` files exist (never
+* ``notebooks/``, ``exercises/`` -- copies of whatever ``NN_*.ipynb`` files exist (and the capstone; never
   ``solutions/``), each with one note added after its opening cell: how to open it locally and
   a link to the chapter's exercise (or, on an exercise, to its chapter and how it is graded);
 * ``index.md`` -- the README's introduction, set-up and data, then the syllabus, generated from
@@ -126,8 +126,8 @@ def write(dst: Path, nb: dict | None, note: str) -> None:
 def chapter_note(path: Path, exercise: Path | None, exercise_title: str | None) -> str:
     run_it = (f"This page shows `notebooks/{path.name}` with the outputs stored in the repository. "
               "To run it yourself, from the repository root run `python3 course.py lab` (it sets "
-              f"up `.venv/` and opens JupyterLab on `notebooks/`), open `{path.name}` and choose "
-              "*Run ▸ Run All Cells*.")
+              "up `.venv/` and opens JupyterLab at the repository root, on chapter 00), open "
+              f"`notebooks/{path.name}` and choose *Run ▸ Run All Cells*.")
     if exercise:
         practise = (f"**Exercise:** [{exercise_title}](../exercises/{exercise.name}) — graded; "
                     "see [Graded exercises](../exercises.md) for how.")
@@ -140,9 +140,9 @@ def exercise_note(path: Path, chapter: Path | None, chapter_title: str | None) -
     back = f"It goes with chapter [{chapter_title}](../notebooks/{chapter.name}). " if chapter else ""
     return (":::{admonition} Work on this exercise\n:class: note\n\n"
             f"{back}Hand-out notebook `exercises/{path.name}`: fill in the stubs, and each "
-            "`check(...)` cell tests your code on public cases at once. Open it with "
-            f"`.venv/bin/jupyter lab exercises/{path.name}` from the repository root (after "
-            "`python3 course.py lab` has made `.venv/`). Instructors grade it on hidden cases: "
+            "`check(...)` cell tests your code on public cases at once. Open it in "
+            "`python3 course.py lab` (JupyterLab at the repository root: the `exercises/` folder, "
+            "or the closing link of its chapter). Instructors grade it on hidden cases: "
             "see [Graded exercises](../exercises.md).\n:::\n")
 
 
@@ -168,6 +168,11 @@ def write_notebooks(src: Path) -> tuple[list[tuple[int, str, str, Path | None]],
         write(src / "exercises" / path.name, notebooks[path],
               exercise_note(path, chapter, titles.get(chapter)))
         if notebooks[path] is not None:
+            pages.append(f"exercises/{path.stem}")
+    for path in sorted((ROOT / "exercises").glob("capstone*.ipynb")):   # the project after Part I
+        nb = load(path)
+        write(src / "exercises" / path.name, nb, exercise_note(path, None, None))
+        if nb is not None:
             pages.append(f"exercises/{path.stem}")
     return rows, pages
 

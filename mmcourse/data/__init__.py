@@ -2,6 +2,7 @@
 
 * ``load_av_digits()`` -- AV-Digits: a real MNIST digit, a spoken digit (log-mel) and a text hint.
 * ``load_shapes()`` -- Shapes: a rendered scene of coloured shapes and its caption.
+* ``load_digit_strings()`` -- spoken digit strings: 1-7 spoken digits, true boundaries kept aside.
 * ``load_xor()`` -- XOR-Synergy: two vectors each carrying one bit; the label is their XOR.
 
 ``mmcourse.data.quality`` corrupts any split (imbalance, missing modalities, noise, asymmetry,
@@ -11,8 +12,8 @@ misalignment) without touching the clean data.
 from mmcourse.data.base import ModalDataset, Splits, check_batch
 from mmcourse.data.text import Vocab, tokenize
 
-__all__ = ["ModalDataset", "Splits", "Vocab", "check_batch", "load_av_digits", "load_shapes", "load_xor",
-           "tokenize"]
+__all__ = ["ModalDataset", "Splits", "Vocab", "check_batch", "load_av_digits", "load_digit_strings",
+           "load_shapes", "load_xor", "tokenize"]
 
 
 def __getattr__(name: str):
@@ -20,6 +21,10 @@ def __getattr__(name: str):
         from mmcourse.data.av_digits import load_av_digits
 
         return load_av_digits
+    if name == "load_digit_strings":
+        from mmcourse.data.digit_strings import load_digit_strings
+
+        return load_digit_strings
     if name == "load_shapes":
         from mmcourse.data.shapes import load_shapes
 

@@ -17,7 +17,12 @@ Modules: ``problems`` (the exercises, parts, points, case generators, references
 own uid, process limits, sweeping), ``execute`` (nbclient run in a fresh kernel), ``codec`` (safe
 wire format + comparison), ``degenerate`` (cases a constant passes), ``runner`` (one report per
 submission, the gradebook), ``worker`` (one submission in its own process), ``masters``
-(single-source generation), ``cli``.
+(single-source generation), ``cli``; around them, the instructor's workflow for a class:
+``classroom`` (who handed in what, when), ``late`` (deadline, extensions, penalty),
+``feedback`` (per-student pages without hidden cases), ``free_response`` (answers collected,
+rubric marks merged), ``canvas`` (the gradebook import CSV), ``gradescope`` (the autograder
+bundle and its ``results.json``), ``similarity`` (pairs to read side by side) and
+``demo_class`` (a synthetic class to try it all on).
 
 Threat model
 ------------
@@ -27,7 +32,8 @@ the grading run. The grader guarantees, for a submission that contains anything 
 * **It always produces a score and a reason**, and a batch always ends with a gradebook. Syntax
   errors skip that cell; exceptions, ``SystemExit`` and crashes fail the case in flight (a fresh
   sandbox takes the other parts); every case has a hard wall-clock limit (``SIGALRM`` in the
-  sandbox, and the grader kills the process at ``case_timeout`` + 2 s whatever it does with
+  sandbox, and the grader kills the process at ``case_timeout`` (an experiment part's own
+  allowance if larger) + 2 s whatever it does with
   signals or output), so does every submission and the notebook run; the CLI grades each
   submission in a worker process of its own, so a worker that dies costs only that report.
   Outputs are capped (kernel outputs at 200 kB, sandbox stdout to ``/dev/null``, answers at
@@ -48,9 +54,12 @@ the grading run. The grader guarantees, for a submission that contains anything 
 * **Calling the library is not implementing.** A part whose function -- or a function or class
   it uses -- names one of its forbidden names (e.g. ``F.conv2d``) scores 0 with that reason, and
   at run time every torch function and ATen operator whose name the exercise forbids raises,
-  however it was reached (an alias, ``torch.ops.aten``, a module that calls it). Imports of
-  ``mmcourse`` (the references), scikit-learn, SciPy and system modules are refused in the
-  sandbox, and its built-ins lack ``open``, ``eval``, ``getattr``...
+  however it was reached (an alias, ``torch.ops.aten``, a module that calls it); an experiment
+  part may be ``allowed`` a name another part forbids (it trains with the library's loss).
+  Imports of ``mmcourse.grading`` (the references), scikit-learn, SciPy and system modules are
+  refused in the sandbox (experiment parts may import the package's data, models, metrics,
+  training, interpretation and robustness modules), and its built-ins lack ``open``, ``eval``,
+  ``getattr``...
 * **Isolation from the operating system** (``isolation``): with bubblewrap, the sandbox and the
   notebook run have their own PID namespace (no process outlives grading; the grader is out of
   sight), no network, and a read-only file system but for a scratch directory; as root they

@@ -1,7 +1,9 @@
 """The sandbox's own side: ``python -I boot.py CODEC_PATH UID NPROC_MARGIN ANSWER_FD`` (``sandbox.py``).
 
 This file is executed as a script in the sandbox process (importing it does nothing); it
-imports nothing from ``mmcourse`` (so the references stay out of reach) and talks to the grader
+imports nothing from ``mmcourse`` (so the references stay out of reach; graded code may import
+the package's ``PACKAGE`` modules -- data, models, metrics, train -- for experiment parts, never
+``mmcourse.grading``) and talks to the grader
 over two pipes: requests arrive on stdin (length-prefixed pickles, written by the grader -- the
 direction the grader trusts), answers leave on ANSWER_FD (JSON lines, trusted in nothing).
 
@@ -48,6 +50,9 @@ traceback types dis linecache weakref ftplib smtplib webbrowser""".split())
 BLOCKED_PARTS = frozenset({"multiprocessing", "cpp_extension", "_C", "library", "overrides", "jit",
                            "_python_dispatch", "_dynamo", "_inductor", "ctypeslib", "distributed",
                            "hub", "_utils_internal", "testing"})
+# the package's own modules an experiment part may use (training and evaluating with the course's
+# data, models and metrics); never ``mmcourse.grading`` (the references) nor the top package itself
+PACKAGE = frozenset({"config", "data", "interpret", "metrics", "models", "robustness", "tensors", "train"})
 NOT_BUILTIN = ("open", "eval", "exec", "compile", "breakpoint", "input", "globals", "locals", "vars",
                "getattr", "setattr", "delattr", "help", "memoryview", "__loader__", "__spec__")
 
@@ -140,8 +145,22 @@ def ban_checker(banned_names):
     return check
 
 
-def safe_builtins():
-    """Built-ins for the submission: no ``open``/``eval``/``getattr``..., a guarded import."""
+def package_path(codec_path):
+    """Put the course's root on ``sys.path`` when ``mmcourse`` is not installed (``python -I``
+    ignores ``PYTHONPATH``), so that experiment parts can import its ``PACKAGE`` modules; returns
+    the other names at that root, which graded code may not import."""
+    import importlib.util
+
+    if importlib.util.find_spec("mmcourse") is not None:
+        return frozenset()
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(codec_path))))
+    sys.path.append(root)
+    return frozenset(os.path.splitext(e)[0] for e in os.listdir(root)) - {"mmcourse"}
+
+
+def safe_builtins(outside=frozenset()):
+    """Built-ins for the submission: no ``open``/``eval``/``getattr``..., a guarded import
+    (``outside``: top-level names graded code may not import besides ``BLOCKED``)."""
     grading = types.ModuleType("mmcourse.grading")
     grading.checks_for, grading.check = (lambda *a, **k: _NoCheck()), _NoCheck()
     mmcourse = types.ModuleType("mmcourse")
@@ -153,10 +172,23 @@ def safe_builtins():
         if level:
             raise Blocked("relative imports are not available to graded code")
         if parts[0] == "mmcourse":
-            if name in ("mmcourse", "mmcourse.grading"):
-                return mmcourse if not fromlist or name == "mmcourse" else grading
+            if name == "mmcourse":
+                for sub in set(fromlist or ()) & PACKAGE:
+                    setattr(mmcourse, sub, real_import(f"mmcourse.{sub}", globals, locals, ("__name__",)))
+                return mmcourse
+            if name == "mmcourse.grading":
+                return grading if fromlist else mmcourse
+            if parts[1] in PACKAGE and not BLOCKED_PARTS & set(parts):
+                module = real_import(name, globals, locals, fromlist or ("__name__",), level)
+                if fromlist:
+                    return module
+                # ``import mmcourse.models``: bind this process's stand-in for the top package
+                setattr(mmcourse, parts[1], real_import(f"mmcourse.{parts[1]}", globals, locals,
+                                                        ("__name__",)))
+                return mmcourse
             raise Blocked(f"{name} is not available to graded functions")
-        if parts[0] in BLOCKED or BLOCKED_PARTS & set(parts) or BLOCKED_PARTS & set(fromlist or ()):
+        if (parts[0] in BLOCKED or parts[0] in outside or BLOCKED_PARTS & set(parts)
+                or BLOCKED_PARTS & set(fromlist or ())):
             raise Blocked(f"{name} is not available to graded functions")
         return real_import(name, globals, locals, fromlist, level)
 
@@ -197,6 +229,7 @@ def main(argv):
         except (ValueError, OSError):
             pass
 
+    outside = package_path(codec_path)
     import numpy  # noqa: F401  (before the limit on tasks: numpy and torch may start threads)
     import torch
     from torch.overrides import TorchFunctionMode
@@ -213,11 +246,12 @@ def main(argv):
         exec(compile(f.read(), "codec.py", "exec"), codec)
     encode = codec["encode"]
 
-    check = ban_checker(setup["banned"])
+    default_check = ban_checker(setup["banned"])
+    ban = {"check": default_check}      # a case may narrow the ban to its part's (``Part.allowed``)
 
     class FunctionBan(TorchFunctionMode):
         def __torch_function__(self, func, types, args=(), kwargs=None):
-            check(func)
+            ban["check"](func)
             return func(*args, **(kwargs or {}))
 
     class DispatchBan(TorchDispatchMode):
@@ -226,7 +260,7 @@ def main(argv):
             return False
 
         def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            check(func)
+            ban["check"](func)
             return func(*args, **(kwargs or {}))
 
     function_ban, dispatch_ban = FunctionBan(), DispatchBan()
@@ -240,7 +274,7 @@ def main(argv):
 
     signal.signal(signal.SIGALRM, _alarm)
     case_timeout = setup["case_timeout"]
-    ns = {"__name__": "submission", "__builtins__": safe_builtins()}
+    ns = {"__name__": "submission", "__builtins__": safe_builtins(outside)}
     notes = []
     for where, code in setup["statements"]:
         try:
@@ -259,6 +293,8 @@ def main(argv):
         if request is None:
             break
         nonce, name, args = request["nonce"], request["function"], request["args"]
+        seconds = float(request.get("timeout", case_timeout))   # an experiment part's own allowance
+        ban["check"] = ban_checker(request["banned"]) if "banned" in request else default_check
         request = None
         fn = ns.get(name)
         answer = {"nonce": nonce}
@@ -266,17 +302,18 @@ def main(argv):
         try:
             if not callable(fn):
                 raise LookupError(f"no function named {name}")
-            value = limited(case_timeout, lambda f=fn, a=args: encode(f(*a)))
+            value = limited(seconds, lambda f=fn, a=args: encode(f(*a)))
             if not guard_intact():
                 raise Forbidden("the submission removed the grader's library ban")
             answer["value"], answer["seconds"] = value, time.perf_counter() - start
         except _Timeout:
-            answer.update(error=f"timed out after {case_timeout} s", timeout=True)
+            answer.update(error=f"timed out after {seconds} s", timeout=True)
         except NotImplementedError as err:
             answer.update(error=describe(err), stub=True)
         except BaseException as err:
             answer["error"] = describe(err)
         args = fn = None
+        ban["check"] = default_check
         send(answer)
     os._exit(0)
 

@@ -117,6 +117,14 @@ def compare(expected, got, atol: float, rtol: float, where: str = "the result") 
             if reason:
                 return reason
         return None
+    if isinstance(expected, dict) and isinstance(got, dict):   # an experiment's named results
+        if set(expected) != set(got):
+            return f"{where}: expected the keys {sorted(map(str, expected))}, got {sorted(map(str, got))}"
+        for key, e in expected.items():
+            reason = compare(e, got[key], atol, rtol, f"{where}[{key!r}]")
+            if reason:
+                return reason
+        return None
     e, o = _as_array(expected), _as_array(got)
     if not isinstance(e, np.ndarray):
         return None if e == o else f"{where}: expected {e!r}, got {o!r}"

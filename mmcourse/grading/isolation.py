@@ -223,6 +223,14 @@ def sweep(keep: set[int] | None = None) -> int:
         except psutil.Error:
             pass
     psutil.wait_procs(found, timeout=5)
+    if keep:   # other workers run on: reap only what is not theirs (their exit status is theirs)
+        for p in psutil.Process().children():
+            if p.pid not in keep:
+                try:
+                    os.waitpid(p.pid, os.WNOHANG)
+                except (ChildProcessError, OSError):
+                    pass
+        return len(found)
     deadline = time.monotonic() + 1
     while time.monotonic() < deadline:   # reap zombies re-parented to us
         try:

@@ -143,7 +143,8 @@ def build(master: Path, solution: bool) -> str:
 def targets(root: Path = ROOT) -> dict[Path, str]:
     """Every generated notebook path and its text."""
     out = {}
-    for master in sorted((root / "masters").glob("[0-9][0-9]_*.py")):
+    found = [*(root / "masters").glob("[0-9][0-9]_*.py"), *(root / "masters").glob("capstone*.py")]
+    for master in sorted(found):
         out[root / "exercises" / f"{master.stem}.ipynb"] = build(master, solution=False)
         out[root / "solutions" / f"{master.stem}.ipynb"] = build(master, solution=True)
     return out

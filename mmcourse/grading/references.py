@@ -104,3 +104,30 @@ def modality_ablation(logits: Tensor, labels: Tensor) -> Tensor:
         rest = torch.cat([logits[:i], logits[i + 1:]])
         drops.append(full - accuracy(labels, rest.mean(0)))
     return torch.tensor(drops, dtype=torch.float32)
+
+
+def dtw_distance(x, y) -> float:
+    """The DTW distance ``D[N, M]`` of ``x (N, F)`` and ``y (M, F)`` (Euclidean frame cost, steps
+    (1, 0), (0, 1), (1, 1)): ``mmcourse.alignment.dtw``, itself checked against dtw-python."""
+    from mmcourse.alignment.warping import dtw
+
+    return dtw(np.asarray(x, dtype=np.float64), np.asarray(y, dtype=np.float64)).distance
+
+
+def ctc_nll(log_probs: Tensor, target, blank: int) -> float:
+    """``-log p(l | x)`` of one sequence, ``log_probs (T, V)``: PyTorch's ``F.ctc_loss``."""
+    target = torch.as_tensor(list(target), dtype=torch.long)
+    return float(F.ctc_loss(log_probs.double()[:, None], target[None], [len(log_probs)], [len(target)],
+                            blank=blank, reduction="sum"))
+
+
+def dtw_word_accuracy(templates, template_labels, words, word_labels) -> float:
+    """1-nearest-neighbour accuracy under the DTW distance (``mmcourse.alignment.dtw``): each word
+    takes the label of its closest template (the first on a tie)."""
+    from mmcourse.alignment.warping import dtw
+
+    correct = 0
+    for word, label in zip(words, word_labels):
+        d = [dtw(np.asarray(word, np.float64), np.asarray(t, np.float64)).distance for t in templates]
+        correct += int(template_labels[int(np.argmin(d))]) == int(label)
+    return correct / len(words)

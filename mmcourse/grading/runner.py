@@ -13,7 +13,8 @@
    only;
 4. calls the student's functions on the hidden cases in a sandbox (``sandbox.py``, ``boot.py``):
    definitions first, then one case at a time with a nonce per answer, under a run-time ban of
-   the exercise's forbidden library functions, with wall-clock limits per case and per
+   the exercise's forbidden library functions (less what an experiment part is ``allowed``),
+   with wall-clock limits per case (an experiment part's own, if larger) and per
    submission; the decoded answers are compared here with the references of step 1.
 
 A part scores ``points × (hidden cases passed) / (hidden cases)``, except that cases on which a
@@ -68,6 +69,7 @@ class Report:
     seconds: float
     seed: int
     extracted_source: str = ""
+    student: str = ""
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -168,6 +170,12 @@ def warm_up() -> None:
     from IPython.core.inputtransformer2 import TransformerManager  # noqa: F401
 
 
+def case_timeouts(ex: problems.Exercise, case_timeout: float) -> dict[str, float]:
+    """Seconds each part's hidden case may take: ``case_timeout``, or an experiment part's own
+    larger allowance (``Part.case_timeout``)."""
+    return {p.id: max(case_timeout, p.case_timeout or 0.0) for p in ex.parts}
+
+
 def _score_part(part: problems.Part, expected: list, results: dict) -> PartReport:
     """Score one part; degenerate cases pay only next to a general one (``degenerate.py``)."""
     passed, failures, stubs, timeouts, ok = 0, [], 0, 0, []
@@ -229,7 +237,8 @@ def grade_notebook(path, *, exercise: str | None = None, timeout: float = DEFAUL
         notes.append(f"isolation: {isolation.warning()}")
     statements, dropped = extract.scan_module(extracted)
     notes.extend(dropped)
-    deadline = time.monotonic() + SUBMISSION_BUDGET + case_timeout * sum(len(c) for c in cases.values())
+    allowed = case_timeouts(ex, case_timeout)
+    deadline = time.monotonic() + SUBMISSION_BUDGET + sum(allowed[p] * len(c) for p, c in cases.items())
     # the report-only notebook run goes on in parallel with the sandboxed scoring
     pool = ThreadPoolExecutor(max_workers=1)
     running = pool.submit(execute, path, timeout) if run_notebook else None
@@ -242,7 +251,10 @@ def grade_notebook(path, *, exercise: str | None = None, timeout: float = DEFAUL
                                           f"no function named {part.function} defined at the top level of a "
                                           f"code cell")
             continue
-        banned = extract.scan(extracted, part.function, part.forbidden)
+        # only an experiment part (one with its own time allowance) may use the package: in any
+        # other part, the package's tested version of the function asked for would be the answer
+        package = () if part.case_timeout else ("mmcourse",)
+        banned = extract.scan(extracted, part.function, part.forbidden + package)
         if banned:
             reports[part.id] = PartReport(part.id, part.function, part.points, 0.0, 0, len(expected[part.id]),
                                           f"uses {', '.join(banned)}, which this part does not allow")
@@ -250,7 +262,9 @@ def grade_notebook(path, *, exercise: str | None = None, timeout: float = DEFAUL
         jobs.extend((part.id, part.function, i, args) for i, args in enumerate(cases[part.id]))
     if jobs:
         banned = tuple(sorted({name for p in ex.parts for name in p.forbidden}))
+        narrower = {p.id: tuple(n for n in banned if n not in p.allowed) for p in ex.parts if p.allowed}
         results, sandbox_notes = sandbox.evaluate(statements, jobs, banned=banned, case_timeout=case_timeout,
+                                                  timeouts=allowed, part_banned=narrower,
                                                   deadline=deadline)
         notes.extend(sandbox_notes)
         for part in ex.parts:
@@ -289,17 +303,26 @@ def submissions(paths) -> list[Path]:
     return found
 
 
-def write_gradebook(reports: list[Report], path) -> None:
-    """One CSV row per submission: its total, every part's score, the notebook run status
-    (written to a temporary file, then renamed into place)."""
+EXTRA = ("student", "free_response", "submitted_at", "time_source", "days_late", "factor", "final")
+
+
+def write_gradebook(reports: list[Report], path, extras: list[dict] | None = None) -> None:
+    """One CSV row per submission: its total, every part's score, the notebook run status and,
+    for a class (``extras``, from ``cli``), the student, free-response marks, lateness and the
+    final score (written to a temporary file, then renamed into place)."""
     ids = sorted({p.id for r in reports for p in r.parts})
+    frees = sorted({q for x in extras or [] for q in x.get("free", {})})
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp")
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
-        w.writerow(["submission", "exercise", "score", "max_score", *ids, "notebook_run", "seconds"])
-        for r in reports:
+        w.writerow(["submission", "exercise", "score", "max_score", *ids, "notebook_run", "seconds",
+                    *([*EXTRA, *frees] if extras else [])])
+        for k, r in enumerate(reports):
             by_id = {p.id: p.score for p in r.parts}
-            w.writerow([r.submission, r.exercise, r.score, r.max_score, *(by_id.get(i, "") for i in ids),
-                        r.execution.get("status", ""), r.seconds])
+            row = [r.submission, r.exercise, r.score, r.max_score, *(by_id.get(i, "") for i in ids),
+                   r.execution.get("status", ""), r.seconds]
+            if extras:
+                row += [extras[k].get(c, "") for c in EXTRA] + [extras[k]["free"].get(q, "") for q in frees]
+            w.writerow(row)
     tmp.replace(path)   # whole or not at all, even if the batch is interrupted

@@ -153,7 +153,8 @@ def _result(msg: dict) -> CaseResult:
 
 
 def _run_once(setup: dict, jobs: list, case_timeout: float, startup_timeout: float, deadline: float,
-              results: dict, notes: list) -> tuple[bool, str]:
+              results: dict, notes: list, timeouts: dict | None = None,
+              part_banned: dict | None = None) -> tuple[bool, str]:
     """One sandbox process over ``jobs``; fills ``results``; returns (started, how it ended)."""
     scratch = tempfile.mkdtemp(prefix="mmcourse-sandbox-")
     uid = isolation.new_uid()
@@ -177,8 +178,12 @@ def _run_once(setup: dict, jobs: list, case_timeout: float, startup_timeout: flo
                 if left <= 0:
                     raise _Ended("killed: the submission's time budget ran out", timeout=True)
                 nonce = secrets.token_hex(16)
-                proc.send({"nonce": nonce, "function": name, "args": args})
-                msg = proc.receive(min(case_timeout + GRACE, left), f"part {part}, case {index + 1}")
+                seconds = (timeouts or {}).get(part, case_timeout)
+                request = {"nonce": nonce, "function": name, "args": args, "timeout": seconds}
+                if part_banned and part in part_banned:
+                    request["banned"] = list(part_banned[part])
+                proc.send(request)
+                msg = proc.receive(min(seconds + GRACE, left), f"part {part}, case {index + 1}")
                 if msg.get("nonce") != nonce:
                     raise _Ended("tampering: an answer without this case's nonce was written to the "
                                  "grader's result channel")
@@ -206,16 +211,22 @@ def _run_once(setup: dict, jobs: list, case_timeout: float, startup_timeout: flo
 
 def evaluate(statements: list[tuple[int, str]], jobs: list[tuple[str, str, int, tuple]], *,
              banned: tuple[str, ...] = (), case_timeout: float = 5.0, startup_timeout: float = 60.0,
-             deadline: float | None = None) -> tuple[dict[tuple[str, int], CaseResult], list[str]]:
+             deadline: float | None = None, timeouts: dict[str, float] | None = None,
+             part_banned: dict[str, tuple[str, ...]] | None = None,
+             ) -> tuple[dict[tuple[str, int], CaseResult], list[str]]:
     """Call ``function(*args)`` for every ``(part, function, case, args)`` job in sandboxes.
 
     ``statements`` are the submission's scanned definitions as ``(line, source)``; ``banned``
     the names no torch function or operator called may have; ``deadline`` a
-    ``time.monotonic()`` after which nothing more is evaluated. Returns ``{(part, case):
+    ``time.monotonic()`` after which nothing more is evaluated; ``timeouts`` a part's own
+    seconds per case where it differs from ``case_timeout`` (an experiment part), and
+    ``part_banned`` a part's own banned names where they differ from ``banned``. Returns ``{(part, case):
     CaseResult}`` (one per job, always) and notes (definitions that failed, sandbox ends).
     """
-    deadline = deadline or time.monotonic() + startup_timeout + (case_timeout + GRACE) * (len(jobs) + 2)
-    cpu = int(startup_timeout + case_timeout * (len(jobs) + 2)) + 10
+    per_case = [(timeouts or {}).get(j[0], case_timeout) for j in jobs]
+    deadline = deadline or time.monotonic() + startup_timeout + sum(per_case) + GRACE * len(jobs) + \
+        (case_timeout + GRACE) * 2
+    cpu = int(startup_timeout + sum(per_case) + case_timeout * 2) + 10
     setup = {"statements": statements, "banned": list(banned), "case_timeout": case_timeout,
              "memory": MEMORY_LIMIT, "cpu": cpu, "fsize": MAX_RESULT_BYTES}
     results: dict = {}
@@ -224,7 +235,8 @@ def evaluate(statements: list[tuple[int, str]], jobs: list[tuple[str, str, int, 
     for _ in range(len({j[0] for j in jobs}) + 1):
         if not pending or time.monotonic() >= deadline:
             break
-        started, ended = _run_once(setup, pending, case_timeout, startup_timeout, deadline, results, notes)
+        started, ended = _run_once(setup, pending, case_timeout, startup_timeout, deadline, results, notes,
+                                   timeouts, part_banned)
         left = [j for j in pending if (j[0], j[2]) not in results]
         if not started:
             for part, _, index, _ in left:

@@ -12,6 +12,8 @@ against database item ``j``)
     ``precision_recall_at_threshold``, ``precision_recall_curve_at_thresholds``.
 Captioning (``generation``)
     ``bleu`` (corpus BLEU-1..4) and ``cider_d`` (CIDEr-D).
+Recognition (``edit_distance``)
+    ``edit_distance``, ``edit_operations`` (S, D, I) and ``digit_error_rate`` (checked against jiwer).
 Inputs (``_inputs``)
     ``to_numpy``: a tensor, array or list as a NumPy array, detached and on the CPU.
 
@@ -27,6 +29,7 @@ imported here.
 from mmcourse.metrics._inputs import to_numpy
 from mmcourse.metrics.calibration import ReliabilityBins, expected_calibration_error, reliability_bins
 from mmcourse.metrics.classification import PrecisionRecallF1, accuracy, confusion_matrix, precision_recall_f1
+from mmcourse.metrics.edits import EditCounts, digit_error_rate, edit_distance, edit_operations
 from mmcourse.metrics.generation import bleu, cider_d
 from mmcourse.metrics.retrieval import (
     ThresholdPrecisionRecall,
@@ -39,6 +42,7 @@ from mmcourse.metrics.retrieval import (
 )
 
 __all__ = [
+    "EditCounts",
     "PrecisionRecallF1",
     "ReliabilityBins",
     "ThresholdPrecisionRecall",
@@ -46,6 +50,9 @@ __all__ = [
     "bleu",
     "cider_d",
     "confusion_matrix",
+    "digit_error_rate",
+    "edit_distance",
+    "edit_operations",
     "expected_calibration_error",
     "mean_average_precision",
     "median_rank",

@@ -10,9 +10,11 @@ Every model takes a batch dict and returns one ``ModelOutput`` (``output``).
   ``cross_attention_fusion``: end-to-end fusion;
 * ``retrieval``: dual encoder, InfoNCE, R(q, D); ``captioning``: the attention captioner;
   ``decoding``: greedy / beam / sampling over any captioner; ``transformer_captioning``: the
-  same captioner with a causal transformer decoder; ``prefix_captioning``: a frozen LM reading k
+  same captioner with a causal transformer decoder; ``ctc_recognizer``: a conv encoder over log-mel
+  frames trained with CTC (chapter 12); ``prefix_captioning``: a frozen LM reading k
   visual words; ``image_tokenizer``: VQ autoencoder and a fixed palette tokenizer;
-  ``text_to_image``: the chain rule over image tokens; ``guidance``: classifier-free guidance.
+  ``text_to_image``: the chain rule over image tokens; ``guidance``: classifier-free guidance
+  (chapter 14).
 """
 
 from mmcourse.models.attention import (
@@ -34,6 +36,7 @@ from mmcourse.models.cnn import (
     spectrogram_encoder,
 )
 from mmcourse.models.cross_attention_fusion import CrossAttentionFusion
+from mmcourse.models.ctc_recognizer import CTCRecognizer
 from mmcourse.models.decoding import Decoded, filter_logits
 from mmcourse.models.encoders import VectorEncoder, encoder_for
 from mmcourse.models.fusion import (
@@ -64,7 +67,8 @@ from mmcourse.models.transformer_captioning import TransformerCaptioner, caption
 __all__ = [
     "AdditiveAttention", "BagOfWords", "CaptionModel", "Captioner", "Decoded", "ModelOutput",
     "VectorEncoder", "embed_dataset", "encoder_for", "ConvEncoder", "CrossAttentionFusion", "Dense",
-    "DualEncoder", "EarlyFusion", "ElmanCell", "Frames", "GRUCell", "GatedFusion", "JointClassifier",
+    "CTCRecognizer", "DualEncoder", "EarlyFusion", "ElmanCell", "Frames", "GRUCell", "GatedFusion",
+    "JointClassifier",
     "LateFusion", "MultiHeadAttention", "STRATEGIES", "SequenceEncoder", "TensorFusion",
     "TinyCausalDecoder", "TransformerBlock", "TransformerCaptioner", "UnfoldConv2d",
     "UnimodalClassifier", "captioner_for", "conv2d_unfold", "copy_from_torch",

@@ -6,10 +6,11 @@ unit sphere, so that their dot product is a cosine similarity:
     u = g(x) / ||g(x)||,    v = h(t) / ||h(t)||,    sim(x, t) = u · v ∈ [-1, 1].
 
 **Training** (symmetric InfoNCE). For a batch of ``B`` matching pairs with image embeddings
-``I: (B, d)``, text embeddings ``T: (B, d)`` and a learned temperature ``s = exp(logit_scale)``
-(clamped at 100), pair ``i`` must win the softmax of its row and of its column:
+``I: (B, d)``, text embeddings ``T: (B, d)`` and a learned logit scale
+``1/τ = exp(logit_scale)`` (τ the temperature; clamped at 100), pair ``i`` must win the softmax
+of its row and of its column:
 
-    L = ½ [CE(s·I T^T, diag) + CE(s·T I^T, diag)],    CE(Z, diag) = -(1/B) Σ_i log softmax(Z_i)_i.
+    L = ½ [CE(I T^T / τ, diag) + CE(T I^T / τ, diag)],    CE(Z, diag) = -(1/B) Σ_i log softmax(Z_i)_i.
 
 **Retrieval** at a threshold ``θ``. A query ``q`` (an image or a caption embedding) retrieves
 every database item whose similarity exceeds ``θ``:
@@ -54,9 +55,9 @@ __all__ = [
     "top_k",
 ]
 
-#: Initial temperature of CLIP: s = 1 / 0.07 ≈ 14.3 (stored as its log).
+#: Initial temperature of CLIP: τ = 0.07, a logit scale 1/τ ≈ 14.3 (stored as its log).
 INIT_TEMPERATURE = 0.07
-#: The largest scale ``s`` ever used, as in CLIP: a larger one makes the softmax one-hot.
+#: The largest logit scale ``1/τ`` ever used, as in CLIP: a larger one makes the softmax one-hot.
 MAX_SCALE = 100.0
 
 
@@ -67,11 +68,11 @@ def info_nce(image_emb: Tensor, text_emb: Tensor, scale: float | Tensor,
              labels: Tensor | None = None) -> Tensor:
     """Symmetric InfoNCE (CLIP's loss) of ``B`` matching pairs ``(I_i, T_i)``:
 
-        Z = s · I T^T                                  (B, B), Z_ij = s · cos(I_i, T_j)
+        Z = I T^T / τ                                  (B, B), Z_ij = cos(I_i, T_j) / τ
         L = ½ [CE(Z, diag) + CE(Z^T, diag)],            CE(Z, diag) = -(1/B) Σ_i log softmax(Z_i)_i
 
     ``image_emb`` and ``text_emb``: ``(B, d)`` unit rows (they are not re-normalised here);
-    ``scale``: the inverse temperature ``s``.
+    ``scale``: the logit scale ``1/τ`` (the inverse temperature).
 
     **Duplicate captions.** Two scenes of a batch can share a caption (same ``labels``); then
     ``T_i = T_j`` exactly, and asking image ``i`` to prefer ``T_i`` over ``T_j`` is asking the
@@ -90,7 +91,7 @@ def info_nce(image_emb: Tensor, text_emb: Tensor, scale: float | Tensor,
     check_float(image_emb, "info_nce (image_emb)")
     check_float(text_emb, "info_nce (text_emb)")
     batch = len(image_emb)
-    logits = scale * image_emb.float() @ text_emb.float().T      # Z = s · I T^T
+    logits = scale * image_emb.float() @ text_emb.float().T      # Z = I T^T / τ
     if labels is not None:
         if labels.shape != (batch,):
             raise ValueError(
@@ -115,7 +116,7 @@ class DualEncoder(nn.Module):
       images, then a linear projection to ``embed_dim``;
     * text tower ``h``: a GRU ``SequenceEncoder`` over ``(B, L)`` token ids (its last state,
       which depends on word order), then a linear projection to ``embed_dim``;
-    * ``logit_scale``: the log of the softmax scale ``s``, initialised at ``log(1/0.07)``;
+    * ``logit_scale``: the log of the softmax scale ``1/τ``, initialised at ``log(1/0.07)``;
       ``scale = exp(logit_scale)`` is clamped at 100 when used.
 
     ``forward(batch)`` takes ``{"image": (B,3,S,S), "text": (B,L)}`` (and ``"label"``, used to
@@ -145,7 +146,7 @@ class DualEncoder(nn.Module):
 
     @property
     def scale(self) -> Tensor:
-        """``s = min(exp(logit_scale), 100)``: the inverse temperature of the softmax."""
+        """``1/τ = min(exp(logit_scale), 100)``: the logit scale (inverse temperature) of the softmax."""
         return self.logit_scale.exp().clamp(max=MAX_SCALE)
 
     def encode_image(self, images: Tensor) -> Tensor:

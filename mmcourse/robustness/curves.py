@@ -6,6 +6,11 @@ MultiBench's two summaries (Liang et al., 2021), with levels rescaled to ``t ∈
 * relative robustness ``RR = ∫_0^1 acc(t) dt`` (area under the accuracy curve, trapezoids);
 * effective robustness ``ER = ∫_0^1 [acc(t) − (acc_b(t) + acc(0) − acc_b(0))] dt``: the area
   above a baseline's curve (late fusion) shifted to the model's clean accuracy.
+
+The rescaling ``t = (level − level_0) / (level_last − level_0)`` weighs each segment of the curve by
+its share of the level range, so **use evenly spaced levels** (e.g. SNRs 20, 15, ..., −10 dB):
+with uneven ones such as 30, 5, 0, −5, −10 dB the near-clean 30 → 5 segment would carry 62 % of
+the area. ``RobustnessCurve.segment_weights()`` shows each segment's share.
 """
 
 from __future__ import annotations
@@ -40,6 +45,13 @@ class RobustnessCurve:
     @property
     def clean(self) -> float:
         return self.accuracy[0]
+
+    def segment_weights(self) -> list[float]:
+        """Each segment's share of the area's ``t`` axis (all equal for evenly spaced levels)."""
+        levels = np.asarray(self.levels, float)
+        if len(levels) < 2:
+            return []
+        return (np.diff(levels) / (levels[-1] - levels[0])).tolist()
 
     def relative_robustness(self) -> float:
         """``RR = ∫_0^1 acc(t) dt``: area under accuracy vs level (levels rescaled to [0, 1])."""
@@ -85,19 +97,21 @@ def plot_robustness(curves: Sequence[RobustnessCurve], *, baseline: RobustnessCu
     if not curves:
         raise ValueError("plot_robustness needs at least one curve")
     if ax is None:
-        _, ax = plt.subplots(figsize=(5.5, 3.4))
+        _, ax = plt.subplots(figsize=(7.5, 3.4))
     for curve in curves:
         label = f"{curve.name}  RR={curve.relative_robustness():.3f}"
         if baseline is not None and curve is not baseline:
             label += f"  ER={curve.effective_robustness(baseline):+.3f}"
+        from mmcourse.plots import MODEL_COLOURS
+
         ax.plot(curve.levels, curve.accuracy, marker="o", ms=4, label=label,
-                ls="--" if curve is baseline else "-")
+                ls="--" if curve is baseline else "-", color=MODEL_COLOURS.get(curve.name))
     if chance is not None:
         ax.axhline(chance, color="grey", lw=0.8, ls=":", label="chance")
     ax.set_xlabel(xlabel)
     ax.set_ylabel("test accuracy")
     ax.set_ylim(0, 1.02)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), borderaxespad=0.0)  # off the data
     ax.set_title(title or "robustness curves")
     ax.figure.tight_layout()
     return ax.figure

@@ -78,8 +78,14 @@ class History:
             line = ax.axvline(self.best_epoch, color="grey", lw=0.8, ls=":")
             handles.append(line)
             labels.append(f"best epoch ({self.monitor or 'monitor'})")
-        ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.12, 1.0),
-                  borderaxespad=0.0)
+        # a fixed distance in points from the axes' right edge, past the accuracy axis's tick
+        # labels and label whatever the panel's width (a fraction of the width overlaps them on
+        # narrow panels)
+        from matplotlib.transforms import offset_copy
+
+        past = offset_copy(ax.transAxes, fig=ax.figure, x=55 if acc_keys else 8, units="points")
+        ax.legend(handles, labels, fontsize=8, loc="upper left", bbox_to_anchor=(1.0, 1.0),
+                  bbox_transform=past, borderaxespad=0.0)
         ax.set_title(title or "training history")
         ax.figure.tight_layout()
         return ax.figure

@@ -13,10 +13,14 @@ notebook cell with it to play. Its logic is a plain function of the control valu
   log-probabilities and the attention map of every generated word (chapter 08)
 * ``fusion_explorer``    -- fusion strategy × corruption level → accuracy, robustness curves
   (chapters 06, 09)
+* ``alignment_explorer`` -- an utterance's CTC posteriors, the decoded string (greedy / prefix
+  beam) and the forced alignment against the true digit boundaries (chapter 12)
 * ``quality_explorer``   -- class imbalance, missing modalities, noise → samples and metrics
   (chapter 09)
 """
 
+# chapter 12's explorer: importable here, not yet in the gallery (docs/explorers.ipynb) and the browser test
+from mmcourse.widgets.alignment import alignment_explorer  # noqa: F401
 from mmcourse.widgets.attention import attention_explorer, record_attention
 from mmcourse.widgets.decoding import decoding_explorer
 from mmcourse.widgets.fusion import fusion_explorer
@@ -24,8 +28,9 @@ from mmcourse.widgets.quality import quality_explorer
 from mmcourse.widgets.retrieval import retrieval_explorer
 from mmcourse.widgets.softmax import softmax_explorer, softmax_with_temperature
 
-__all__ = ["Explorer", "attention_explorer", "decoding_explorer", "fusion_explorer", "quality_explorer",
-           "record_attention", "retrieval_explorer", "softmax_explorer", "softmax_with_temperature"]
+__all__ = ["Explorer", "attention_explorer", "decoding_explorer", "fusion_explorer",
+           "quality_explorer", "record_attention", "retrieval_explorer", "softmax_explorer",
+           "softmax_with_temperature"]
 
 
 def __getattr__(name: str):

@@ -114,6 +114,8 @@ def attention_explorer(model: nn.Module, inputs, *, labels: Sequence[Sequence[st
     heatmap = ax_map.imshow(np.zeros((1, 1)), cmap="viridis", vmin=0, vmax=1, aspect="auto")
     row_box = ax_map.add_patch(Rectangle((-0.5, -0.5), 1, 1, fill=False, ec="red", lw=1.5))
     ax_map.set_ylabel("query i")
+    ax_map.set_xlabel("key j")
+    fig.colorbar(heatmap, ax=ax_map, fraction=0.05, pad=0.03).set_label("weight α_ij", fontsize=8)
     map_title = ax_map.set_title("", fontsize=10)
     bars = {}
     for ax in (ax_dot, ax_w):

@@ -46,7 +46,7 @@ def default_corruptions(modalities: Sequence[str], seed: int = 0) -> dict:
                                             [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], "image")
     if "audio" in modalities:
         out["audio: noise at SNR (dB)"] = (partial(quality.noise_at_snr, modality="audio", seed=seed),
-                                           [30.0, 10.0, 5.0, 0.0, -5.0, -10.0], "audio")
+                                           [15.0, 10.0, 5.0, 0.0, -5.0, -10.0], "audio")
         out["audio: missing (fraction)"] = (partial(quality.drop_modality, modality="audio", seed=seed),
                                             [0.0, 0.2, 0.4, 0.6, 0.8, 1.0], "audio")
     return out

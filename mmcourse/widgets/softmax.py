@@ -2,11 +2,11 @@
 
 A joint classifier scores every class, ``s(y, x1, x2)``, and turns the scores into
 
-    P(y | x1, x2) = exp(s(y, x1, x2) / T) / Σ_y' exp(s(y', x1, x2) / T).
+    P(y | x1, x2) = exp(s(y, x1, x2) / τ) / Σ_y' exp(s(y', x1, x2) / τ).
 
-The temperature ``T`` does not change the ranking of the classes, only how peaked the
-distribution is (``T → 0``: one-hot on the best class; ``T → ∞``: uniform). Shifting one class's
-score by ``Δ`` multiplies its unnormalised probability by ``exp(Δ / T)``.
+The temperature ``τ`` does not change the ranking of the classes, only how peaked the
+distribution is (``τ → 0``: one-hot on the best class; ``τ → ∞``: uniform). Shifting one class's
+score by ``Δ`` multiplies its unnormalised probability by ``exp(Δ / τ)``.
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 def softmax_with_temperature(scores, temperature: float = 1.0, shift: Sequence[float] | None = None
                              ) -> np.ndarray:
-    """``softmax((s + Δ) / T)`` over the last axis; ``shift`` is ``Δ`` (default 0)."""
+    """``softmax((s + Δ) / τ)`` over the last axis; ``shift`` is ``Δ`` (default 0)."""
     s = np.asarray(scores, dtype=np.float64)
     if not temperature > 0:
         raise ValueError(f"temperature must be > 0, got {temperature}")
@@ -63,12 +63,12 @@ def _scores_from(scores, data, batch_size: int = 512) -> tuple[np.ndarray, np.nd
 
 def softmax_explorer(scores, data=None, *, labels=None, class_names: Sequence[str] | None = None,
                      max_examples: int = 200) -> Explorer:
-    """Bars of the scores ``s(y, x1, x2)`` and of ``P(y | x1, x2) = softmax(s / T)``.
+    """Bars of the scores ``s(y, x1, x2)`` and of ``P(y | x1, x2) = softmax(s / τ)``.
 
     ``scores``: one score vector ``(C,)``, a matrix ``(N, C)`` (one row per example), or a trained
     classifier, in which case ``data`` (a split) is scored once here. ``labels`` (``(N,)``,
     taken from ``data`` with a model) marks the true class. Controls: the example, the
-    temperature ``T``, and a shift ``Δ`` added to one chosen class's score.
+    temperature ``τ``, and a shift ``Δ`` added to one chosen class's score.
     """
     import ipywidgets as widgets
 
@@ -87,7 +87,7 @@ def softmax_explorer(scores, data=None, *, labels=None, class_names: Sequence[st
         "example": widgets.IntSlider(0, 0, max(n - 1, 0), description="example",
                                      disabled=n == 1, **slider_style()),
         "temperature": widgets.FloatLogSlider(1.0, base=10, min=-1.3, max=1.3, step=0.05,
-                                              description="temperature T", readout_format=".2f",
+                                              description="temperature τ", readout_format=".2f",
                                               **slider_style()),
         "shift_class": widgets.Dropdown(options=[(f"class {nm}", k) for k, nm in enumerate(names)],
                                         value=0, description="shift",
@@ -125,7 +125,7 @@ def softmax_explorer(scores, data=None, *, labels=None, class_names: Sequence[st
                 bars[k].set_color(colour)
         title_s.set_text("scores s(y, x1, x2)" + (f"   Δ = {shift:+.2f} on class {names[shift_class]}"
                                                  if shift else ""))
-        title_p.set_text(f"P(y | x1, x2) = softmax(s / T),  T = {temperature:.2f}")
+        title_p.set_text(f"P(y | x1, x2) = softmax(s / τ),  τ = {temperature:.2f}")
         h = entropy_bits(p)
         note.set_text(f"max P = {p.max():.3f}\nH = {h:.2f} bits")
         best = int(p.argmax())

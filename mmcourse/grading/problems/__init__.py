@@ -7,13 +7,14 @@ by the part's ``cases(generator, public)`` function, and the expected answers co
 ``reference`` function, which is the package's own implementation, PyTorch or scikit-learn.
 ``forbidden`` lists the names a solution may not use (calling the library is not implementing).
 
-The parts live one exercise per module (``ex02`` .. ``ex10``, ``ex14``); ``base`` defines ``Part`` and
-``Exercise`` and draws the cases.
+The parts live one exercise per module (``ex02`` .. ``ex14``, and ``capstone`` after chapter
+10); ``base`` defines ``Part`` and ``Exercise`` and draws the cases.
 """
 
 from __future__ import annotations
 
 from mmcourse.grading.problems.base import PUBLIC_SEED, Cases, Exercise, Part, hidden_cases, public_cases
+from mmcourse.grading.problems.capstone import CAPSTONE
 from mmcourse.grading.problems.ex02 import EX02
 from mmcourse.grading.problems.ex03 import EX03
 from mmcourse.grading.problems.ex04 import EX04
@@ -23,15 +24,18 @@ from mmcourse.grading.problems.ex07 import EX07
 from mmcourse.grading.problems.ex08 import EX08
 from mmcourse.grading.problems.ex09 import EX09
 from mmcourse.grading.problems.ex10 import EX10
+from mmcourse.grading.problems.ex11 import EX11
+from mmcourse.grading.problems.ex12 import EX12
 from mmcourse.grading.problems.ex14 import EX14
 
 __all__ = ["EXERCISES", "PUBLIC_SEED", "Cases", "Exercise", "Part", "get_exercise", "hidden_cases",
-           "public_cases", "EX02", "EX03", "EX04", "EX05", "EX06", "EX07", "EX08", "EX09", "EX10", "EX14"]
+           "public_cases", "CAPSTONE", "EX02", "EX03", "EX04", "EX05", "EX06", "EX07", "EX08", "EX09", "EX10",
+           "EX11", "EX12", "EX14"]
 
 
 EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in
-                                  (EX02, EX03, EX04, EX05, EX06, EX07, EX08, EX09, EX10,
-                                                   EX14)}
+                                  (EX02, EX03, EX04, EX05, EX06, EX07, EX08, EX09, EX10, CAPSTONE,
+                                   EX11, EX12, EX14)}
 
 
 def get_exercise(name: str) -> Exercise:

@@ -3,6 +3,7 @@ forbidden names), and the public / hidden cases drawn from a seed."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -25,6 +26,12 @@ class Part:
     atol: float = 1e-5
     rtol: float = 1e-4
     hint: str = ""
+    #: an experiment part's own allowance per hidden case, in seconds (it trains or evaluates a
+    #: model); the grader gives such a case the larger of this and its ``case_timeout``
+    case_timeout: float | None = None
+    #: names the exercise's other parts forbid that this part's cases may call at run time (an
+    #: experiment that trains with the library's cross-entropy while another part writes its own)
+    allowed: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -69,3 +76,18 @@ def public_cases(part: Part) -> Cases:
 def hidden_cases(part: Part, seed: int) -> Cases:
     g = torch.Generator().manual_seed(seed)
     return part.cases(g, False)
+
+
+def single_threaded(fn: Callable) -> Callable:
+    """``fn`` run on one thread, as the sandbox runs the student's code: an experiment part's
+    reference then does the same arithmetic, and does not fight other processes for cores."""
+
+    @functools.wraps(fn)
+    def run(*args):
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            return fn(*args)
+        finally:
+            torch.set_num_threads(threads)
+    return run
