@@ -6,7 +6,7 @@
 # autoregressive model over image tokens, sharpened by classifier-free guidance. You write the
 # two pieces that make the first work (the input sequence with its attention mask, and the
 # training targets) and the guided distribution of the second, then measure with the package
-# what guidance buys.
+# what guidance buys on the chapter's shipped generator.
 #
 # **How you are graded.** `check(...)` runs *public* cases; the grader compares your functions
 # on *hidden* cases (other shapes, no prefix at all, other pad ids, large logits, other seeds)
@@ -95,33 +95,71 @@ def guided_probs(cond, uncond, w, temperature):
 check("q3", guided_probs)
 
 # %% [markdown]
-# ## q4 (3 points, experiment): `guidance_experiment(cond, uncond, target, w, n, seed)`
+# ## q4 (3 points, experiment): `guided_scene_accuracy(w, n, seed)`
 #
-# Measure what guidance buys by sampling. `cond` and `uncond` are the conditional and
-# unconditional logits `(V,)` of one token; `target` is the token the caption asks for. Draw
-# `n` tokens from the guided distribution `softmax(u + w (c - u))` with
-# `torch.multinomial(probs, n, replacement=True, generator=torch.Generator().manual_seed(seed))`
-# and return the fraction of draws equal to `target` (a float). Graded within 0.05 of the
-# reference at other logits, seeds and scales. Try `w = 0, 1, 3` on the public case: in the
-# chapter the same extrapolation raised the CLIP score of generated scenes.
+# Measure what guidance buys on real generations. Load the chapter's shipped text-to-image model
+# `t2i = mmcourse.pretrained.load("gen_t2i")` and sample, **with your `guided_probs`**, `n` scenes
+# for each of the 48 one-object captions `mmcourse.judges.all_single_object_captions()` (each
+# caption repeated `n` times in a row, so `B = 48 n`):
+#
+# 1. `ids = encode_captions(captions, shapes_vocab())` (`mmcourse.models.captioning`,
+#    `mmcourse.data.shapes`), padded with 0 on the right to `t2i.text_len` columns;
+# 2. one batch of `2B` rows, the captions then `null_captions(B, t2i.text_len)` (the unconditional
+#    half, `mmcourse.models.text_to_image`): `step = t2i.incremental(t2i.encode_text(both))`;
+# 3. `codes` starts as a `(2B, 1)` column of `t2i.bos`; `t2i.n_codes` times: `logits =
+#    step(codes[:, -1]).float()`, `probs = guided_probs(logits[:B], logits[B:], w, 1.0)`, one draw
+#    per row `torch.multinomial(probs, 1, generator=g)` with **one** `g =
+#    torch.Generator().manual_seed(seed)` for the whole loop, and the draw appended to **both**
+#    halves (the unconditional pass must see the same image so far);
+# 4. paint `codes[:B, 1:]` with `PaletteTokenizer(32).decode` (`mmcourse.models.image_tokenizer`)
+#    and judge them: `judge_report(CaptionerJudge(mmcourse.pretrained.load("gen_captioner08")),
+#    images, captions)["colour_kind"]` (`mmcourse.judges`); return it as a float.
+#
+# Work under `torch.no_grad()` and `torch.set_num_threads(1)` (the grader's sandbox runs one
+# thread; about 2 s a call). Graded within 0.05 of the reference at other guidance scales and
+# seeds (`w = 0, 2, 4`). Watch out: appending the draw only to the conditional half, or drawing
+# from the conditional logits alone, gives other scenes. Try `w = 1` and `w = 3`.
 
 # %%
-def guidance_experiment(cond, uncond, target, w, n, seed):
-    """Fraction of n guided draws that hit the target token."""
+def guided_scene_accuracy(w, n, seed):
+    """Judge's colour+kind accuracy of n guided samples per one-object caption."""
     ### BEGIN SOLUTION
-    probs = guided_probs(cond, uncond, w, 1.0)
-    draws = torch.multinomial(probs, n, replacement=True, generator=torch.Generator().manual_seed(seed))
-    return float((draws == target).double().mean())
+    from mmcourse import pretrained
+    from mmcourse.data.shapes import shapes_vocab
+    from mmcourse.judges import CaptionerJudge, all_single_object_captions, judge_report
+    from mmcourse.models.captioning import encode_captions
+    from mmcourse.models.image_tokenizer import PaletteTokenizer
+    from mmcourse.models.text_to_image import null_captions
+
+    torch.set_num_threads(1)
+    t2i = pretrained.load("gen_t2i")
+    captions = [c for c in all_single_object_captions() for _ in range(n)]
+    ids = encode_captions(captions, shapes_vocab())
+    ids = F.pad(ids, (0, t2i.text_len - ids.shape[1]))
+    b = len(ids)
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        step = t2i.incremental(t2i.encode_text(torch.cat([ids, null_captions(b, t2i.text_len)])))
+        codes = torch.full((2 * b, 1), t2i.bos, dtype=torch.long)
+        for _ in range(t2i.n_codes):
+            logits = step(codes[:, -1]).float()
+            probs = guided_probs(logits[:b], logits[b:], w, 1.0).float()
+            nxt = torch.multinomial(probs, 1, generator=g)
+            codes = torch.cat([codes, nxt.repeat(2, 1)], dim=1)
+        images = PaletteTokenizer(32).decode(codes[:b, 1:])
+        judge = CaptionerJudge(pretrained.load("gen_captioner08"))
+        return float(judge_report(judge, images, captions)["colour_kind"])
     ### END SOLUTION
 
 
 # %%
-check("q4", guidance_experiment)
+check("q4", guided_scene_accuracy)
 
 # %% [markdown] free-response f1 2
 # ## f1 (2 points, free response)
 #
-# Your `guidance_experiment` hits the caption's token more often as `w` grows from 0 to 3.
+# With guidance the judge reads the caption's colour and kind more often (compare `w = 1`
+# and `w = 3` in q4).
 # Explain why in terms of $\mathrm{softmax}(\ell_w) \propto p_u^{1-w} p_c^{w}$, and say what
 # guidance costs: which of the
 # chapter's other measurements gets worse as `w` grows, and why?

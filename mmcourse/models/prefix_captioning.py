@@ -100,9 +100,12 @@ class PrefixMapper(nn.Module):
 
         P^l_i = W_l LN([pool(G)_i ; x_i ; y_i]) + b_l,     i = 1..k.
 
-    Its size does not depend on ``k``: ``layers · (dim · (C + 2) + dim) + 2 (C + 2)``."""
+    Its size does not depend on ``k``: ``layers · (dim · (C + 2) + dim) + 2 (C + 2)``. With
+    ``hidden = h > 0`` a shared hidden layer comes first (ClipCap's MLP, LLaVA-1.5's projector):
+    ``P^l_i = W_l GELU(U LN([..]) + c) + b_l``."""
 
-    def __init__(self, in_dim: int, dim: int, k: int, grid_size: tuple[int, int], layers: int = 1):
+    def __init__(self, in_dim: int, dim: int, k: int, grid_size: tuple[int, int], layers: int = 1,
+                 hidden: int = 0):
         super().__init__()
         h, w = grid_size
         side = round(k ** 0.5) if isinstance(k, int) and not isinstance(k, bool) and k > 0 else 0
@@ -114,8 +117,12 @@ class PrefixMapper(nn.Module):
         ys, xs = torch.meshgrid((torch.arange(side) + 0.5) / side, (torch.arange(side) + 0.5) / side,
                                 indexing="ij")
         self.register_buffer("xy", torch.stack([xs.flatten(), ys.flatten()], -1) * 2 - 1, persistent=False)
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
+            raise ValueError(f"hidden must be an int >= 0 (0: one linear map per layer), got {hidden!r}")
+        self.hidden = hidden
         self.norm = nn.LayerNorm(in_dim + 2)
-        self.maps = nn.ModuleList([nn.Linear(in_dim + 2, dim) for _ in range(layers)])
+        self.lift = nn.Sequential(nn.Linear(in_dim + 2, hidden), nn.GELU()) if hidden else nn.Identity()
+        self.maps = nn.ModuleList([nn.Linear(hidden or in_dim + 2, dim) for _ in range(layers)])
 
     def forward(self, grid: Tensor) -> Tensor:
         h, w = self.grid_size
@@ -125,7 +132,7 @@ class PrefixMapper(nn.Module):
         b = grid.shape[0]
         cells = F.adaptive_avg_pool2d(grid.transpose(1, 2).reshape(b, self.in_dim, h, w), self.cells)
         g = torch.cat([cells.flatten(2).transpose(1, 2), self.xy.to(grid.dtype).expand(b, self.k, 2)], -1)
-        g = self.norm(g)
+        g = self.lift(self.norm(g))
         return torch.cat([m(g) for m in self.maps], dim=1)
 
 
@@ -141,7 +148,7 @@ class PrefixCaptioner(CaptionModel):
     """
 
     def __init__(self, lm: TinyCausalDecoder, image_encoder: ConvEncoder, k: int = 64, *,
-                 depth: str = "every_layer", vocab: Vocab | None = None):
+                 depth: str = "every_layer", hidden: int = 0, vocab: Vocab | None = None):
         if not isinstance(lm, TinyCausalDecoder):
             raise TypeError(f"lm must be a TinyCausalDecoder, got {type(lm).__name__}")
         if not isinstance(image_encoder, ConvEncoder) or image_encoder.in_channels != 3 \
@@ -156,9 +163,10 @@ class PrefixCaptioner(CaptionModel):
             p.requires_grad_(False)
         if depth not in ("input", "every_layer"):
             raise ValueError(f"depth must be 'input' or 'every_layer', got {depth!r}")
-        self.k, self.depth = k, depth
+        self.k, self.depth, self.hidden = k, depth, hidden
         self.mapper = PrefixMapper(self.encoder.grid_dim, lm.token_embed.embedding_dim, k,
-                                   self.encoder.grid_size, len(lm.blocks) if depth == "every_layer" else 1)
+                                   self.encoder.grid_size, len(lm.blocks) if depth == "every_layer" else 1,
+                                   hidden=hidden)
         self.num_regions = k  # what decoding's attention maps run over: the prefix slots
 
     def train(self, mode: bool = True) -> PrefixCaptioner:
