@@ -173,6 +173,31 @@ def test_palette_tokenizer_keeps_colours_and_coverage():
         tok.decode(torch.full((1, 64), 91))
 
 
+def test_patch_tokenizer_fits_patterns_keeps_colours_and_soft_edges():
+    from mmcourse.data.shapes import render_scenes
+    from mmcourse.models.image_tokenizer import PatchTokenizer
+    real = load_shapes(300, 10, 100, image_size=32, seed=5).train.tensors["image"]
+    tok = PatchTokenizer(32, patterns=32).fit(real, seed=0)
+    assert tok.codebook_size == 1 + 32 * 6
+    assert torch.equal(tok.codebook, PatchTokenizer(32, patterns=32).fit(real, seed=0).codebook)  # seeded
+    scenes = [[{"kind": "square", "colour": c, "size": "large", "position": (0.5, 0.5)}]
+              for c in ("red", "green", "blue", "yellow", "magenta", "cyan")]
+    images = torch.from_numpy(render_scenes(scenes, 32))
+    codes = tok.encode(images)
+    colours = [sorted({(int(c) - 1) // 32 for c in row if c > 0}) for row in codes]
+    assert colours == [[0], [1], [2], [3], [4], [5]]          # one palette colour each, in order
+    recon = tok.reconstruct(images)
+    assert torch.allclose(recon[:, :, 14:18, 14:18].mean((2, 3)), tok.palette, atol=0.05)
+    # finer than the palette tokenizer's half-resolution, hard-edged copies
+    held_out = load_shapes(10, 10, 200, image_size=32, seed=6).test.tensors["image"]
+    mse = (tok.reconstruct(held_out) - held_out).pow(2).mean()
+    assert mse < 0.85 * (PaletteTokenizer(32).reconstruct(held_out) - held_out).pow(2).mean()
+    with pytest.raises(ValueError, match=r"codes must lie in \[0, 193\)"):
+        tok.decode(torch.full((1, 64), 193))
+    with pytest.raises(ValueError, match="PatchTokenizer expects images"):
+        tok.encode(torch.zeros(2, 3, 16, 16))
+
+
 @pytest.mark.slow
 def test_vq_autoencoder_learns_to_reconstruct(shapes):
     torch.manual_seed(0)
@@ -370,7 +395,7 @@ def test_shipped_generator_draws_what_guidance_asks_for():
     more than samples that ignore the caption (w = 0)."""
     from mmcourse.data.shapes import shapes_vocab
     from mmcourse.judges import CaptionerJudge, all_single_object_captions, generation_report
-    t2i, vq = pretrained.load("gen_t2i"), PaletteTokenizer()
+    t2i, vq = pretrained.load("gen_t2i"), pretrained.load("gen_tokenizer")
     judge = CaptionerJudge(pretrained.load("gen_captioner08"))
     clip = pretrained.load("gen_clip")
     caps = all_single_object_captions()

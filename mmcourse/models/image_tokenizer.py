@@ -35,7 +35,7 @@ from mmcourse.data.base import check_batch
 from mmcourse.models.output import ModelOutput
 from mmcourse.tensors import check_float
 
-__all__ = ["PaletteTokenizer", "VQAutoencoder", "vector_quantize"]
+__all__ = ["PaletteTokenizer", "PatchTokenizer", "VQAutoencoder", "vector_quantize"]
 
 
 def vector_quantize(z: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor]:
@@ -222,6 +222,110 @@ class PaletteTokenizer(nn.Module):
         img = self.background + bits[:, None] * (rgb - self.background)
         return F.interpolate(img, scale_factor=self.image_size // (2 * g), mode="bilinear",
                              align_corners=False)
+
+    @torch.no_grad()
+    def reconstruct(self, images: Tensor) -> Tensor:
+        """``decode(encode(I))``: what the tokens keep of an image."""
+        return self.decode(self.encode(images))
+
+
+class PatchTokenizer(nn.Module):
+    """A fixed Shapes tokenizer with a *fitted* pattern codebook: each ``4 × 4`` patch becomes
+    one token for its palette colour and the nearest of ``patterns`` coverage patterns.
+
+    A patch's **coverage** ``a ∈ [0, 1]^16`` is how far each pixel's brightest channel rises from
+    the background level towards its colour's (``a_p = (max_ch x_p − β) / (max_ch col − β)``,
+    clipped), so the soft edges of a rendered shape are kept; its **colour** is the palette colour
+    whose direction from the background is closest (cosine) to that of the coverage-weighted mean
+    of its pixels. ``fit(images)`` runs k-means (Lloyd,
+    seeded) on the coverages of real scenes' non-empty patches to get ``A_1 .. A_K``; then
+
+        c = 0                                   (max a ≤ ``empty``: background)
+        c = 1 + K · colour + argmin_k ‖a − A_k‖²
+
+    so ``codebook_size = 1 + 6 K`` and an image is ``g² = 64`` tokens. ``decode`` paints each
+    patch ``β + A_k (col − β)``. Unlike ``PaletteTokenizer`` (half resolution, hard edges) its
+    copies of real scenes are read by the chapter's judge almost as well as the scenes themselves;
+    unlike the ``VQAutoencoder`` trained in a CPU budget it cannot lose a colour. The same
+    ``encode`` / ``decode`` / ``reconstruct`` interface.
+    """
+
+    def __init__(self, image_size: int = 32, patterns: int = 255, background: float = 0.08,
+                 empty: float = 0.3):
+        super().__init__()
+        if image_size % 4:
+            raise ValueError(f"image_size must be a multiple of 4, got {image_size}")
+        if isinstance(patterns, bool) or not isinstance(patterns, int) or patterns < 1:
+            raise ValueError(f"patterns must be an int >= 1, got {patterns!r}")
+        from mmcourse.data.shapes import COLOURS
+        self.image_size, self.grid, self.patterns = image_size, image_size // 4, patterns
+        self.background, self.empty = background, empty
+        self.codebook_size = 1 + patterns * len(COLOURS)
+        self.register_buffer("palette", torch.tensor(list(COLOURS.values()), dtype=torch.float32),
+                             persistent=False)
+        self.register_buffer("codebook", torch.zeros(patterns, 16))   # A_1 .. A_K, set by fit()
+
+    def _check(self, images: Tensor) -> None:
+        want = (3, self.image_size, self.image_size)
+        if not isinstance(images, Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != want:
+            got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+            raise ValueError(f"PatchTokenizer expects images (batch, 3, {self.image_size}, "
+                             f"{self.image_size}), got {got}")
+
+    def _colour_coverage(self, images: Tensor) -> tuple[Tensor, Tensor]:
+        """Palette colour ``(B, g²)`` and coverage ``(B, g², 16)`` of every patch."""
+        self._check(images)
+        b, g = len(images), self.grid
+        p = images.float().view(b, 3, g, 4, g, 4).permute(0, 2, 4, 1, 3, 5).reshape(b, g * g, 3, 16)
+        bright = p.amax(2)
+        weight = (bright - self.background).clamp(min=0)
+        mean = (p * weight[:, :, None]).sum(-1) / weight.sum(-1, keepdim=True).clamp(min=1e-6)
+        # the palette colour in the same *direction* from the background (a faint anti-aliased
+        # edge is a dim copy of its colour, not the nearest colour)
+        rise = F.normalize(mean - self.background, dim=-1)
+        colour = (rise @ F.normalize(self.palette - self.background, dim=-1).T).argmax(-1)
+        top = self.palette[colour].amax(-1, keepdim=True)
+        return colour, ((bright - self.background) / (top - self.background)).clamp(0, 1)
+
+    @torch.no_grad()
+    def fit(self, images: Tensor, iterations: int = 25, seed: int = 0) -> PatchTokenizer:
+        """k-means on the coverages of the non-empty patches of ``images``; returns ``self``."""
+        a = self._colour_coverage(images)[1].reshape(-1, 16)
+        a = a[a.amax(1) > self.empty]
+        if len(a) < self.patterns:
+            raise ValueError(f"fit needs at least {self.patterns} non-empty patches, got {len(a)}")
+        g = torch.Generator().manual_seed(seed)
+        centres = a[torch.randperm(len(a), generator=g)[: self.patterns]].clone()
+        for _ in range(iterations):
+            nearest = torch.cdist(a, centres).argmin(1)
+            sums = torch.zeros_like(centres).index_add_(0, nearest, a)
+            counts = torch.bincount(nearest, minlength=self.patterns)[:, None]
+            centres = torch.where(counts > 0, sums / counts.clamp(min=1), centres)
+        self.codebook.copy_(centres)
+        return self
+
+    @torch.no_grad()
+    def encode(self, images: Tensor, batch_size: int = 0) -> Tensor:
+        """Tokens ``(B, g²)`` int64 in ``[0, codebook_size)`` (raster order)."""
+        colour, cover = self._colour_coverage(images)
+        nearest = torch.cdist(cover, self.codebook[None].expand(len(cover), -1, -1)).argmin(-1)
+        return torch.where(cover.amax(-1) > self.empty, 1 + self.patterns * colour + nearest, 0)
+
+    def decode(self, codes: Tensor) -> Tensor:
+        """Images ``(B, 3, S, S)`` painted from tokens ``(B, g²)``."""
+        if not isinstance(codes, Tensor) or codes.dim() != 2 or codes.shape[1] != self.grid ** 2 \
+                or codes.is_floating_point():
+            got = tuple(codes.shape) if isinstance(codes, Tensor) else type(codes).__name__
+            raise ValueError(f"PatchTokenizer.decode expects codes (batch, {self.grid ** 2}) int, got {got}")
+        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
+            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got "
+                             f"[{int(codes.min())}, {int(codes.max())}]")
+        b, g = len(codes), self.grid
+        colour = (codes - 1).clamp(min=0) // self.patterns
+        cover = self.codebook[(codes - 1).clamp(min=0) % self.patterns] * (codes > 0)[..., None]
+        rgb = self.palette[colour][..., None]                                    # (B, g², 3, 1)
+        img = self.background + cover[:, :, None, :] * (rgb - self.background)  # (B, g², 3, 16)
+        return img.view(b, g, g, 3, 4, 4).permute(0, 3, 1, 4, 2, 5).reshape(b, 3, 4 * g, 4 * g)
 
     @torch.no_grad()
     def reconstruct(self, images: Tensor) -> Tensor:
