@@ -9,7 +9,8 @@ Prints, on the chapter's Shapes splits (``default`` profile, 32 px):
   checkpoints ``prefix_k*``): trained parameters (and their share of chapter 08's), exact match
   (all / seen / unseen captions), BLEU-4, CIDEr-D; target: unseen exact match within 5 points
   of chapter 08's with <= 20 % of its parameters;
-* text to image (``gen_tokenizer`` (a ``PatchTokenizer``) + ``gen_t2i``, judged by chapter 08's captioner reading each
+* text to image (``PaletteTokenizer`` + ``gen_t2i``; the finer ``gen_tokenizer``'s ceiling beside it),
+  judged by chapter 08's captioner reading each
   scene, ``CaptionerJudge``): the judge's ceiling
   on real test scenes; every one-object caption (48) x ``samples`` at guidance w = 0, 1 (none)
   and 3, temperature 1 (target: colour and kind right >= 90 % with guidance); ``pairs``
@@ -35,6 +36,7 @@ from mmcourse.judges import (
     judge_accuracy,
 )
 from mmcourse.models import count_parameters
+from mmcourse.models.image_tokenizer import PaletteTokenizer
 from mmcourse.reports import caption_report, exact_match_by_novelty
 
 
@@ -73,7 +75,7 @@ def main() -> None:
                   f"(target <= 5), {count_parameters(model) / base:.1%} of its parameters (target <= 20 %)")
 
     print("\n== text to image (judged by chapter 08's captioner reading each scene) ==")
-    vq, t2i = pretrained.load("gen_tokenizer"), pretrained.load("gen_t2i")
+    vq, t2i = PaletteTokenizer(), pretrained.load("gen_t2i")
     judge = CaptionerJudge(pretrained.load("gen_captioner08"))
     clip = pretrained.load("gen_clip")
     real = judge_accuracy(judge, shapes.test)
@@ -81,6 +83,11 @@ def main() -> None:
     recon = judge_accuracy(judge, type(shapes.test)({"image": vq.reconstruct(shapes.test.tensors["image"])},
                                                     meta={"caption": shapes.test.meta["caption"]}))
     print("judge on their tokenizer reconstructions:", {k: round(v, 3) for k, v in recon.items()})
+    fine = pretrained.load("gen_tokenizer").reconstruct(shapes.test.tensors["image"])
+    fine = judge_accuracy(judge, type(shapes.test)({"image": fine},
+                                                   meta={"caption": shapes.test.meta["caption"]}))
+    print("judge on gen_tokenizer's reconstructions (not used by gen_t2i):",
+          {k: round(v, 3) for k, v in fine.items()})
     real_clip = clip_score(clip, shapes.test.tensors["image"], shapes.test.tensors["text"]).mean().item()
     shuffled = clip_score(clip, shapes.test.tensors["image"],
                           shapes.test.tensors["text"].roll(1, 0)).mean().item()

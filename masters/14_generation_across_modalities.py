@@ -127,6 +127,7 @@ def guided_scene_accuracy(w, n, seed):
     from mmcourse import pretrained
     from mmcourse.data.shapes import shapes_vocab
     from mmcourse.judges import CaptionerJudge, all_single_object_captions, judge_report
+    from mmcourse.models.image_tokenizer import PaletteTokenizer
     from mmcourse.models.captioning import encode_captions
     from mmcourse.models.text_to_image import null_captions
 
@@ -145,7 +146,7 @@ def guided_scene_accuracy(w, n, seed):
             probs = guided_probs(logits[:b], logits[b:], w, 1.0).float()
             nxt = torch.multinomial(probs, 1, generator=g)
             codes = torch.cat([codes, nxt.repeat(2, 1)], dim=1)
-        images = pretrained.load("gen_tokenizer").decode(codes[:b, 1:])
+        images = PaletteTokenizer(32).decode(codes[:b, 1:])
         judge = CaptionerJudge(pretrained.load("gen_captioner08"))
         return float(judge_report(judge, images, captions)["colour_kind"])
     ### END SOLUTION

@@ -395,7 +395,7 @@ def test_shipped_generator_draws_what_guidance_asks_for():
     more than samples that ignore the caption (w = 0)."""
     from mmcourse.data.shapes import shapes_vocab
     from mmcourse.judges import CaptionerJudge, all_single_object_captions, generation_report
-    t2i, vq = pretrained.load("gen_t2i"), pretrained.load("gen_tokenizer")
+    t2i, vq = pretrained.load("gen_t2i"), PaletteTokenizer()
     judge = CaptionerJudge(pretrained.load("gen_captioner08"))
     clip = pretrained.load("gen_clip")
     caps = all_single_object_captions()

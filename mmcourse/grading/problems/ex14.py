@@ -32,13 +32,14 @@ def guided_probs(cond: torch.Tensor, uncond: torch.Tensor, w: float, temperature
 
 def guided_scene_accuracy(w: float, n: int, seed: int) -> float:
     """The shipped text-to-image model (``gen_t2i``) draws ``n`` scenes for each one-object
-    caption with guidance ``w`` (seeded ``torch.Generator``), the chapter's tokenizer (``gen_tokenizer``) paints them and
+    caption with guidance ``w`` (seeded ``torch.Generator``), the palette tokenizer paints them and
     chapter 08's captioner (``gen_captioner08``) judges them: the fraction whose colour and kind
     match the caption (``mmcourse.judges.judge_report``'s ``colour_kind``)."""
     from mmcourse import pretrained
     from mmcourse.data.shapes import shapes_vocab
     from mmcourse.judges import CaptionerJudge, all_single_object_captions, judge_report
     from mmcourse.models.captioning import encode_captions
+    from mmcourse.models.image_tokenizer import PaletteTokenizer
 
     torch.set_num_threads(1)
     t2i = pretrained.load("gen_t2i")
@@ -46,8 +47,9 @@ def guided_scene_accuracy(w: float, n: int, seed: int) -> float:
     ids = encode_captions(captions, shapes_vocab())
     ids = torch.nn.functional.pad(ids, (0, t2i.text_len - ids.shape[1]))
     codes = t2i.generate(ids, guidance=float(w), generator=torch.Generator().manual_seed(seed))
-    images = pretrained.load("gen_tokenizer").decode(codes)
-    return float(judge_report(CaptionerJudge(pretrained.load("gen_captioner08")), images, captions)["colour_kind"])
+    images = PaletteTokenizer(32).decode(codes)
+    judge = CaptionerJudge(pretrained.load("gen_captioner08"))
+    return float(judge_report(judge, images, captions)["colour_kind"])
 
 
 # -- cases -----------------------------------------------------------------------------------
