@@ -26,6 +26,7 @@ from mmcourse.models.language_model import TinyCausalDecoder
 from mmcourse.models.prefix_captioning import (
     IGNORE,
     PrefixCaptioner,
+    PrefixMapper,
     assemble_prefix,
     prefix_attention_mask,
     prefix_targets,
@@ -110,6 +111,17 @@ def test_prefix_captioner_trains_only_the_mapper_and_its_loss_is_the_caption_ce(
     assert not lm.training  # the frozen LM stays in eval mode
     caps = model.caption(shapes.test.tensors["image"][:4])
     assert len(caps) == 4 and all(isinstance(c, str) for c in caps)
+
+
+def test_prefix_mapper_hidden_layer_size_and_bad_input():
+    grid = torch.randn(3, 64, 16)
+    plain = PrefixMapper(16, 8, 4, (8, 8), layers=2)
+    deep = PrefixMapper(16, 8, 4, (8, 8), layers=2, hidden=12)
+    assert count_parameters(plain) == 2 * (8 * 18 + 8) + 2 * 18
+    assert count_parameters(deep) == 2 * 18 + (18 * 12 + 12) + 2 * (8 * 12 + 8)
+    assert plain(grid).shape == deep(grid).shape == (3, 8, 8)   # layers * k visual words of size dim
+    with pytest.raises(ValueError, match="hidden must be an int >= 0"):
+        PrefixMapper(16, 8, 4, (8, 8), hidden=-1)
 
 
 def test_prefix_captioner_words_never_leak_into_the_prefix(shapes):
