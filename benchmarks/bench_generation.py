@@ -5,13 +5,14 @@
 Prints, on the chapter's Shapes splits (``default`` profile, 32 px):
 
 * chapter 08's captioner (shipped checkpoint ``gen_captioner08``) and prefix captioners over the
-  frozen ``gen_lm`` and ``gen_clip`` (mappers for k = 1, 2, 4, 8, from the shipped
-  checkpoints ``prefix_k*``): trained parameters (and their share of chapter 08's), exact match
+  frozen ``gen_lm`` and chapter 11's ``shapes_clip`` image tower (mappers for k = 64, 4, 1, from
+  the shipped checkpoints ``gen_prefix_k*``): trained parameters (and their share of chapter
+  08's), exact match
   (all / seen / unseen captions), BLEU-4, CIDEr-D; target: unseen exact match within 5 points
   of chapter 08's with <= 20 % of its parameters;
-* text to image (``PaletteTokenizer`` + ``gen_t2i``; the finer ``gen_tokenizer``'s ceiling beside it),
-  judged by chapter 08's captioner reading each
-  scene, ``CaptionerJudge``): the judge's ceiling
+* text to image (``PaletteTokenizer`` + ``gen_t2i``; the finer ``gen_tokenizer``'s ceiling
+  beside it), judged by chapter 08's captioner reading each scene (``CaptionerJudge``): the
+  judge's ceiling
   on real test scenes; every one-object caption (48) x ``samples`` at guidance w = 0, 1 (none)
   and 3, temperature 1 (target: colour and kind right >= 90 % with guidance); ``pairs``
   two-object test captions with a relation at w = 1 and 3 (colour/kind, relation); the mean
