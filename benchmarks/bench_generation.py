@@ -69,7 +69,7 @@ def main() -> None:
     ref = caption_row("chapter 08 captioner", cap08, shapes, base)
     for name in sorted(n for n in pretrained.available() if n.startswith("gen_prefix_")):
         model = pretrained.load_prefix_captioner(name)
-        em = caption_row(f"prefix {name[7:]}", model, shapes, base)
+        em = caption_row(f"prefix {name[len('gen_prefix_'):]}", model, shapes, base)
         if name == "gen_prefix_k4":
             gap = ref["unseen"] - em["unseen"]
             print(f"   -> k=4: unseen exact match {gap * 100:+.1f} points below chapter 08 "
