@@ -35,8 +35,8 @@ from torch import nn
 FOLDER = Path(__file__).resolve().parent / "checkpoints"
 FORMAT = 1
 
-__all__ = ["FOLDER", "ChecksumMismatch", "available", "load", "load_prefix_captioner", "metadata", "save",
-           "sha256_file"]
+__all__ = ["FOLDER", "ChecksumMismatch", "available", "image_tower", "load", "load_prefix_captioner",
+           "metadata", "save", "sha256_file"]
 
 
 class ChecksumMismatch(ValueError):
@@ -135,22 +135,33 @@ def save(model: nn.Module, name: str, kwargs: dict, meta: dict | None = None, fo
     return path
 
 
+def image_tower(model: nn.Module) -> nn.Module:
+    """The image encoder of a shipped model: a dual encoder's ``image_encoder`` or a
+    captioner's ``encoder`` (chapter 14's prefix captioner freezes either)."""
+    for attr in ("image_encoder", "encoder"):
+        tower = getattr(model, attr, None)
+        if isinstance(tower, nn.Module):
+            return tower
+    raise ValueError(f"a {type(model).__name__} has no image encoder (image_encoder or encoder)")
+
+
 def load_prefix_captioner(name: str, folder=None):
-    """Chapter 14's ``PrefixCaptioner`` from checkpoint ``name`` (a ``PrefixMapper``'s weights)
+    """Chapter 14's ``PrefixCaptioner`` from checkpoint ``name`` (a ``PrefixMapper``'s or
+    ``QueryMapper``'s weights)
     over the frozen language model and image encoder named in its metadata (``language_model``,
     ``image_encoder``: other checkpoints in the same folder), in eval mode."""
     from mmcourse.data.shapes import shapes_vocab
-    from mmcourse.models.prefix_captioning import PrefixCaptioner, PrefixMapper
+    from mmcourse.models.prefix_captioning import PrefixCaptioner, PrefixMapper, QueryMapper
 
     blob = _verified(name, folder)
-    if _model_class(blob["class"]) is not PrefixMapper:
-        raise ValueError(f"checkpoint {name!r} holds a {blob['class']!r}, not a PrefixMapper")
+    if _model_class(blob["class"]) not in (PrefixMapper, QueryMapper):
+        raise ValueError(f"checkpoint {name!r} holds a {blob['class']!r}, not a PrefixMapper or QueryMapper")
     meta = dict(blob.get("meta", {}))
     for key in ("language_model", "image_encoder"):
         if key not in meta:
             raise ValueError(f"checkpoint {name!r} does not name its frozen {key} in its metadata")
     lm = load(meta["language_model"], folder)
-    encoder = load(meta["image_encoder"], folder).image_encoder
+    encoder = image_tower(load(meta["image_encoder"], folder))
     model = PrefixCaptioner(lm, encoder, vocab=shapes_vocab(), **blob["kwargs"])
     model.mapper.load_state_dict(blob["state_dict"])
     model.pretrained_meta = meta

@@ -109,6 +109,7 @@ def train_captioner08(run):
 #: both chosen on validation exact match (``prefix_sweep``: 0.458 with the hidden layer, 0.412
 #: without, 0.184 over gen_clip; 24 epochs did not help: 0.452 and 0.440).
 PREFIX_ENCODER, PREFIX_HIDDEN, PREFIX_EPOCHS, PREFIX_LR = "shapes_clip", 64, 8, 1e-2
+PREFIX_MAPPER = "pool"
 
 
 def fit_mapper(model, images, tokens, *, epochs: int, lr: float, batch_size: int = 64, seed: int = 0):
@@ -143,11 +144,11 @@ def fit_mapper(model, images, tokens, *, epochs: int, lr: float, batch_size: int
     return model.eval()
 
 
-def prefix_model(k: int, encoder: str = PREFIX_ENCODER, hidden: int = PREFIX_HIDDEN):
+def prefix_model(k: int, encoder: str = PREFIX_ENCODER, hidden: int = PREFIX_HIDDEN, mapper: str = PREFIX_MAPPER):
     from mmcourse.models.prefix_captioning import PrefixCaptioner
-    lm, clip = pretrained.load("gen_lm"), pretrained.load(encoder)
+    lm, tower = pretrained.load("gen_lm"), pretrained.image_tower(pretrained.load(encoder))
     torch.manual_seed(0)
-    return PrefixCaptioner(lm, clip.image_encoder, k=k, hidden=hidden, vocab=chapter_splits().info["vocab"])
+    return PrefixCaptioner(lm, tower, k=k, hidden=hidden, mapper=mapper, vocab=chapter_splits().info["vocab"])
 
 
 def exact_match(model, split, train_captions):
@@ -178,7 +179,7 @@ def train_prefix(run, k: int):
     print(f"prefix k={k}: test exact match {em}")
     # only the mapper is saved; ``pretrained.load_prefix_captioner`` rebuilds the captioner over the
     # frozen checkpoints named in the metadata
-    return model.mapper, {"k": k, "depth": model.depth, "hidden": model.hidden}, {
+    return model.mapper, {"k": k, "depth": model.depth, "hidden": model.hidden, "mapper": model.mapper_kind}, {
         "test_exact_match": em["all"], "unseen_exact_match": em["unseen"],
         "epochs": run.epochs(PREFIX_EPOCHS),
         "lr": PREFIX_LR, "language_model": "gen_lm", "image_encoder": PREFIX_ENCODER}

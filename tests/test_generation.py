@@ -27,6 +27,7 @@ from mmcourse.models.prefix_captioning import (
     IGNORE,
     PrefixCaptioner,
     PrefixMapper,
+    QueryMapper,
     assemble_prefix,
     prefix_attention_mask,
     prefix_targets,
@@ -122,6 +123,49 @@ def test_prefix_mapper_hidden_layer_size_and_bad_input():
     assert plain(grid).shape == deep(grid).shape == (3, 8, 8)   # layers * k visual words of size dim
     with pytest.raises(ValueError, match="hidden must be an int >= 0"):
         PrefixMapper(16, 8, 4, (8, 8), hidden=-1)
+
+
+def test_query_mapper_queries_read_regions_by_attention():
+    """Each learned query is a softmax-weighted mix of the regions (checked against a hand-written
+    cross-attention with the module's own weights); size: k·h queries plus a k-free part."""
+    torch.manual_seed(0)
+    grid = torch.randn(3, 16, 10)
+    m = QueryMapper(10, 8, 5, (4, 4), layers=2, hidden=12, heads=3).eval()
+    out = m(grid)
+    assert out.shape == (3, 2 * 5, 8)
+    assert count_parameters(m) - count_parameters(QueryMapper(10, 8, 1, (4, 4), layers=2, hidden=12, heads=3)) \
+        == 4 * 12
+    r = m.proj(m.norm(torch.cat([grid, m.xy.expand(3, 16, 2)], -1)))
+    w_q, w_k, w_v = m.attn.in_proj_weight.chunk(3)
+    b_q, b_k, b_v = m.attn.in_proj_bias.chunk(3)
+    q, kk, v = (x.unflatten(-1, (3, 4)).transpose(1, 2) for x in
+                (m.queries.expand(3, 5, 12) @ w_q.T + b_q, r @ w_k.T + b_k, r @ w_v.T + b_v))
+    att = ((q @ kk.transpose(-1, -2)) / 2).softmax(-1) @ v
+    z = F.gelu(m.out_norm(m.queries + m.attn.out_proj(att.transpose(1, 2).flatten(2))))
+    assert torch.allclose(out, torch.cat([lin(z) for lin in m.maps], 1), atol=1e-5)
+    with pytest.raises(ValueError, match="k \\(visual words\\) must be an int >= 1"):
+        QueryMapper(10, 8, 0, (4, 4))
+    with pytest.raises(ValueError, match="QueryMapper expects region features"):
+        m(torch.randn(3, 15, 10))
+
+
+def test_prefix_captioner_takes_a_captioners_encoder_and_a_query_mapper(shapes):
+    """Chapter 14 owns its frozen tower: a chapter 08 captioner's encoder works like a dual
+    encoder's (``pretrained.image_tower``), and ``mapper="query"`` trains only the mapper."""
+    from mmcourse.models.captioning import Captioner
+    vocab = shapes.info["vocab"]
+    torch.manual_seed(0)
+    cap = Captioner(len(vocab), vocab=vocab)
+    lm = TinyCausalDecoder(len(vocab), 32, 4, 2, 24)
+    model = PrefixCaptioner(lm, pretrained.image_tower(cap), k=6, mapper="query", vocab=vocab)
+    assert torch.equal(model.encoder.features[0].weight, cap.encoder.features[0].weight)
+    assert isinstance(model.mapper, QueryMapper) and count_parameters(model) == count_parameters(model.mapper)
+    out = model(shapes.train[:4])
+    assert out.logits.shape[:2] == (4, shapes.train.tensors["text"].shape[1] - 1) and out.loss.isfinite()
+    with pytest.raises(ValueError, match="mapper must be 'pool'"):
+        PrefixCaptioner(lm, pretrained.image_tower(cap), mapper="mlp")
+    with pytest.raises(ValueError, match="has no image encoder"):
+        pretrained.image_tower(lm)
 
 
 def test_prefix_captioner_words_never_leak_into_the_prefix(shapes):
@@ -387,6 +431,11 @@ def test_shipped_checkpoints_load(name):
 def test_shipped_prefix_mappers_load_over_the_frozen_models(k):
     model = pretrained.load_prefix_captioner(f"gen_prefix_k{k}")
     assert model.k == k and count_parameters(model) == count_parameters(model.mapper)
+    # chapter 14 owns every checkpoint its captioner freezes (chapter 11's shapes_clip is retrained
+    # on its own schedule)
+    meta = pretrained.metadata(f"gen_prefix_k{k}")
+    assert meta["image_encoder"].startswith("gen_") and meta["language_model"].startswith("gen_")
+    assert count_parameters(model) <= 0.2 * count_parameters(pretrained.load("gen_captioner08"))
     with pytest.raises(ValueError, match="not a PrefixMapper"):
         pretrained.load_prefix_captioner("gen_lm")
 

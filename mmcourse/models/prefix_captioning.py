@@ -45,8 +45,8 @@ from mmcourse.models.cnn import ConvEncoder
 from mmcourse.models.language_model import TinyCausalDecoder
 from mmcourse.models.output import ModelOutput
 
-__all__ = ["IGNORE", "PrefixCaptioner", "PrefixMapper", "assemble_prefix", "prefix_attention_mask",
-           "prefix_targets"]
+__all__ = ["IGNORE", "PrefixCaptioner", "PrefixMapper", "QueryMapper", "assemble_prefix",
+           "prefix_attention_mask", "prefix_targets"]
 
 #: The target of a position that has none (the prefix): ``F.cross_entropy(ignore_index=IGNORE)``.
 IGNORE = -100
@@ -136,6 +136,47 @@ class PrefixMapper(nn.Module):
         return torch.cat([m(g) for m in self.maps], dim=1)
 
 
+class QueryMapper(nn.Module):
+    """Region features ``G`` ``(B, N, C)`` on an ``h × w`` grid → ``k`` visual words per layer,
+    ``(B, layers · k, dim)``, by **learned queries** (BLIP-2's Q-former, ClipCap's transformer
+    mapper, in one cross-attention): each region keeps its place, ``R = W_in LN([G ; x ; y])``
+    ``(N, h)``, and ``k`` learned queries ``Q ∈ R^{k × h}`` each read the regions they need,
+
+        Z = Q + MHA(Q, R, R),        P^l_i = W_l GELU(LN(Z_i)) + b_l,     i = 1..k,
+
+    so a slot may follow one object wherever it lies instead of a fixed cell's average. Any
+    ``k >= 1``; its size is ``k h`` (the queries) plus a part that does not depend on ``k``."""
+
+    def __init__(self, in_dim: int, dim: int, k: int, grid_size: tuple[int, int], layers: int = 1,
+                 hidden: int = 32, heads: int = 4):
+        super().__init__()
+        if isinstance(k, bool) or not isinstance(k, int) or k < 1:
+            raise ValueError(f"k (visual words) must be an int >= 1, got {k!r}")
+        if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1 or hidden % heads:
+            raise ValueError(f"hidden must be a positive int divisible by heads={heads}, got {hidden!r}")
+        h, w = grid_size
+        self.in_dim, self.dim, self.k, self.layers, self.grid_size, self.hidden = in_dim, dim, k, layers, (h, w), hidden
+        ys, xs = torch.meshgrid((torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w, indexing="ij")
+        self.register_buffer("xy", torch.stack([xs.flatten(), ys.flatten()], -1) * 2 - 1, persistent=False)
+        self.norm = nn.LayerNorm(in_dim + 2)
+        self.proj = nn.Linear(in_dim + 2, hidden)
+        self.queries = nn.Parameter(torch.randn(k, hidden) * hidden ** -0.5)
+        self.attn = nn.MultiheadAttention(hidden, heads, batch_first=True)
+        self.out_norm = nn.LayerNorm(hidden)
+        self.maps = nn.ModuleList([nn.Linear(hidden, dim) for _ in range(layers)])
+
+    def forward(self, grid: Tensor) -> Tensor:
+        h, w = self.grid_size
+        if grid.dim() != 3 or grid.shape[1:] != (h * w, self.in_dim):
+            raise ValueError(f"QueryMapper expects region features (batch, {h * w}, {self.in_dim}), "
+                             f"got {tuple(grid.shape)}")
+        b = grid.shape[0]
+        r = self.proj(self.norm(torch.cat([grid, self.xy.to(grid.dtype).expand(b, h * w, 2)], -1)))
+        q = self.queries.to(grid.dtype).expand(b, self.k, self.hidden)
+        z = F.gelu(self.out_norm(q + self.attn(q, r, r, need_weights=False)[0]))
+        return torch.cat([m(z) for m in self.maps], dim=1)
+
+
 class PrefixCaptioner(CaptionModel):
     """A frozen ``TinyCausalDecoder`` reading ``k`` prefix embeddings from a trained
     ``PrefixMapper`` over a frozen image encoder's regions (see the module docstring).
@@ -148,7 +189,8 @@ class PrefixCaptioner(CaptionModel):
     """
 
     def __init__(self, lm: TinyCausalDecoder, image_encoder: ConvEncoder, k: int = 64, *,
-                 depth: str = "every_layer", hidden: int = 0, vocab: Vocab | None = None):
+                 depth: str = "every_layer", hidden: int = 0, mapper: str = "pool",
+                 vocab: Vocab | None = None):
         if not isinstance(lm, TinyCausalDecoder):
             raise TypeError(f"lm must be a TinyCausalDecoder, got {type(lm).__name__}")
         if not isinstance(image_encoder, ConvEncoder) or image_encoder.in_channels != 3 \
@@ -163,10 +205,16 @@ class PrefixCaptioner(CaptionModel):
             p.requires_grad_(False)
         if depth not in ("input", "every_layer"):
             raise ValueError(f"depth must be 'input' or 'every_layer', got {depth!r}")
-        self.k, self.depth, self.hidden = k, depth, hidden
-        self.mapper = PrefixMapper(self.encoder.grid_dim, lm.token_embed.embedding_dim, k,
-                                   self.encoder.grid_size, len(lm.blocks) if depth == "every_layer" else 1,
-                                   hidden=hidden)
+        if mapper not in ("pool", "query"):
+            raise ValueError(f"mapper must be 'pool' (PrefixMapper) or 'query' (QueryMapper), got {mapper!r}")
+        self.k, self.depth, self.hidden, self.mapper_kind = k, depth, hidden, mapper
+        layers = len(lm.blocks) if depth == "every_layer" else 1
+        if mapper == "pool":
+            self.mapper = PrefixMapper(self.encoder.grid_dim, lm.token_embed.embedding_dim, k,
+                                       self.encoder.grid_size, layers, hidden=hidden)
+        else:
+            self.mapper = QueryMapper(self.encoder.grid_dim, lm.token_embed.embedding_dim, k,
+                                      self.encoder.grid_size, layers, hidden=hidden or 32)
         self.num_regions = k  # what decoding's attention maps run over: the prefix slots
 
     def train(self, mode: bool = True) -> PrefixCaptioner:
