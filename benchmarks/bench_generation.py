@@ -5,7 +5,7 @@
 Prints, on the chapter's Shapes splits (``default`` profile, 32 px):
 
 * chapter 08's captioner (shipped checkpoint ``gen_captioner08``) and prefix captioners over the
-  frozen ``gen_lm`` and chapter 11's ``shapes_clip`` image tower (mappers for k = 64, 4, 1, from
+  frozen ``gen_lm`` and ``gen_captioner08``'s conv tower (``QueryMapper``s for k = 64, 4, 1, from
   the shipped checkpoints ``gen_prefix_k*``): trained parameters (and their share of chapter
   08's), exact match
   (all / seen / unseen captions), BLEU-4, CIDEr-D; target: unseen exact match within 5 points
@@ -70,9 +70,12 @@ def main() -> None:
     for name in sorted(n for n in pretrained.available() if n.startswith("gen_prefix_")):
         model = pretrained.load_prefix_captioner(name)
         em = caption_row(f"prefix {name[len('gen_prefix_'):]}", model, shapes, base)
-        if name == "gen_prefix_k4":
+        if name == "gen_prefix_k64":
             gap = ref["unseen"] - em["unseen"]
-            print(f"   -> k=4: unseen exact match {gap * 100:+.1f} points below chapter 08 "
+            meta = pretrained.metadata(name)
+            print(f"   (mapper {meta['kwargs'].get('mapper', 'pool')}, frozen {meta['image_encoder']} tower "
+                  f"and {meta['language_model']}, {meta['epochs']} epochs at lr {meta['lr']})")
+            print(f"   -> k=64: unseen exact match {gap * 100:+.1f} points below chapter 08 "
                   f"(target <= 5), {count_parameters(model) / base:.1%} of its parameters (target <= 20 %)")
 
     print("\n== text to image (judged by chapter 08's captioner reading each scene) ==")

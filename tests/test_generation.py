@@ -133,8 +133,8 @@ def test_query_mapper_queries_read_regions_by_attention():
     m = QueryMapper(10, 8, 5, (4, 4), layers=2, hidden=12, heads=3).eval()
     out = m(grid)
     assert out.shape == (3, 2 * 5, 8)
-    assert count_parameters(m) - count_parameters(QueryMapper(10, 8, 1, (4, 4), layers=2, hidden=12, heads=3)) \
-        == 4 * 12
+    one_query = QueryMapper(10, 8, 1, (4, 4), layers=2, hidden=12, heads=3)
+    assert count_parameters(m) - count_parameters(one_query) == 4 * 12
     r = m.proj(m.norm(torch.cat([grid, m.xy.expand(3, 16, 2)], -1)))
     w_q, w_k, w_v = m.attn.in_proj_weight.chunk(3)
     b_q, b_k, b_v = m.attn.in_proj_bias.chunk(3)

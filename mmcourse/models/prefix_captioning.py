@@ -26,8 +26,10 @@ captions where nothing but grammar depends on the context, barely learns to *rea
 its input; so by default (``depth="every_layer"``, *prefix tuning*, Li & Liang 2021) every
 layer ``l`` gets its own ``k`` visual words ``P^l`` and its self-attention reads their keys and
 values ``W_K^l P^l``, ``W_V^l P^l`` (the frozen projections) before the words', under the same
-mask. ``PrefixMapper`` pools the ``8 × 8`` grid to ``k`` cells and maps each with one linear
-layer per depth; only ``M`` is trained: ``count_parameters(model)`` counts its parameters alone.
+mask. Two mappers: ``PrefixMapper`` pools the ``8 × 8`` grid to ``k`` cells and maps each with
+one linear layer per depth; ``QueryMapper`` (``mapper="query"``) lets ``k`` learned queries read
+the regions by cross-attention (BLIP-2's Q-former in one layer). Only ``M`` is trained:
+``count_parameters(model)`` counts its parameters alone.
 """
 
 from __future__ import annotations
@@ -155,7 +157,8 @@ class QueryMapper(nn.Module):
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 1 or hidden % heads:
             raise ValueError(f"hidden must be a positive int divisible by heads={heads}, got {hidden!r}")
         h, w = grid_size
-        self.in_dim, self.dim, self.k, self.layers, self.grid_size, self.hidden = in_dim, dim, k, layers, (h, w), hidden
+        self.in_dim, self.dim, self.k, self.layers = in_dim, dim, k, layers
+        self.grid_size, self.hidden = (h, w), hidden
         ys, xs = torch.meshgrid((torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w, indexing="ij")
         self.register_buffer("xy", torch.stack([xs.flatten(), ys.flatten()], -1) * 2 - 1, persistent=False)
         self.norm = nn.LayerNorm(in_dim + 2)
