@@ -45,7 +45,7 @@ IMAGE_SIZE = 32
 PREFIX_K = (64, 4, 1)
 STAGES = ("gen_clip", "gen_lm", "gen_captioner08", *(f"gen_prefix_k{k}" for k in PREFIX_K), "gen_vq",
           "gen_tokenizer", "gen_t2i", "shapes_judge", "prefix_sweep",
-          "t2i_patch_check")
+          "t2i_patch_check", "t2i_factorised_check")
 
 
 def chapter_splits():
@@ -254,9 +254,9 @@ def train_tokenizer(run):
     return tok, config, {"val_mse": mse, "fitted_on": "3000 scenes of large_splits().train"}
 
 
-def train_t2i(run, tokenizer: str = "palette"):
+def train_t2i(run, tokenizer: str = "palette", factorised: bool = False):
     from mmcourse.models.image_tokenizer import PaletteTokenizer
-    from mmcourse.models.text_to_image import TextToImage, token_dataset
+    from mmcourse.models.text_to_image import FactorisedTextToImage, TextToImage, token_dataset
     # the shipped generator reads PaletteTokenizer tokens (91 of them); ``t2i_patch_check`` trains
     # the same recipe on gen_tokenizer's 1,531 (finer copies, but in this budget the generator
     # learns them worse: see the notebook)
@@ -265,7 +265,12 @@ def train_t2i(run, tokenizer: str = "palette"):
     config = {"vocab_size": len(shapes.info["vocab"]), "codebook_size": vq.codebook_size,
               "grid": vq.grid, "dim": 64, "heads": 4, "layers": 2, "text_len": shapes.info["max_len"]}
     torch.manual_seed(0)
-    model = TextToImage(**config)
+    if factorised:   # over gen_tokenizer's codes 1 + K colour + pattern: two heads
+        config = {k: v for k, v in config.items() if k != "codebook_size"}
+        config.update(colours=len(vq.palette), patterns=vq.patterns)
+        model = FactorisedTextToImage(**config)
+    else:
+        model = TextToImage(**config)
     train, val = token_dataset(vq, shapes.train), token_dataset(vq, shapes.val)
     opt = torch.optim.AdamW(model.parameters(), lr=2e-3, weight_decay=0.01)
     epochs = run.epochs(6)
@@ -274,17 +279,19 @@ def train_t2i(run, tokenizer: str = "palette"):
     return model, config, {"tokenizer": tokenizer}
 
 
-def t2i_patch_check(run):
+def t2i_patch_check(run, factorised: bool = False):
     """The text-to-image recipe on ``gen_tokenizer``'s tokens, judged on the one-object captions
-    with seed 1 (nothing is saved)."""
+    with seed 1 (nothing is saved); ``factorised``: ``FactorisedTextToImage`` (colour and pattern
+    heads)."""
     from mmcourse.data.shapes import shapes_vocab
     from mmcourse.judges import CaptionerJudge, all_single_object_captions, generation_report
-    model = train_t2i(run, "patch")[0].eval()
+    model = train_t2i(run, "patch", factorised)[0].eval()
     judge = CaptionerJudge(pretrained.load("gen_captioner08"))
     for w in (0.0, 1.0, 3.0, 5.0):
         r = generation_report(model, pretrained.load("gen_tokenizer"), judge, all_single_object_captions(),
                               shapes_vocab(), samples=2, guidance=w, seed=1)
-        print(f"t2i on gen_tokenizer, w={w}: colour+kind {r['colour_kind']:.3f}, size {r['size']:.3f}")
+        print(f"t2i on gen_tokenizer (factorised={factorised}), w={w}: colour+kind "
+              f"{r['colour_kind']:.3f}, size {r['size']:.3f}")
     return None
 
 
@@ -292,12 +299,13 @@ TRAIN = {"gen_clip": train_clip, "gen_lm": train_lm, "gen_captioner08": train_ca
          **{f"gen_prefix_k{k}": (lambda run, k=k: train_prefix(run, k)) for k in PREFIX_K},
          "prefix_sweep": prefix_sweep,
          "shapes_judge": train_judge, "gen_vq": train_vq, "gen_tokenizer": train_tokenizer,
-         "gen_t2i": train_t2i, "t2i_patch_check": t2i_patch_check}
+         "gen_t2i": train_t2i, "t2i_patch_check": t2i_patch_check,
+         "t2i_factorised_check": lambda run: t2i_patch_check(run, factorised=True)}
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    checks = ("prefix_sweep", "t2i_patch_check")   # print figures, save nothing
+    checks = ("prefix_sweep", "t2i_patch_check", "t2i_factorised_check")   # print figures, save nothing
     parser.add_argument("stages", nargs="*", default=[s for s in STAGES if s not in checks], choices=STAGES)
     args = parser.parse_args(argv)
     run = profile()

@@ -33,7 +33,7 @@ from mmcourse.models.prefix_captioning import (
     prefix_targets,
 )
 from mmcourse.models.retrieval import DualEncoder
-from mmcourse.models.text_to_image import TextToImage, null_captions, token_dataset
+from mmcourse.models.text_to_image import FactorisedTextToImage, TextToImage, null_captions, token_dataset
 from mmcourse.train import fit
 
 #: calibrated on the shipped checkpoints (see benchmarks/bench_generation.py), with margin
@@ -483,3 +483,27 @@ def test_generation_explorer_updates_and_reports_bad_captions():
     state = ex.update(typed="a purple circle")
     assert "error" in state and "purple" in state["error"]
     assert ex.update(typed="").get("error") is None
+
+
+def test_factorised_text_to_image_is_a_distribution_over_codes_from_two_heads():
+    """``log p(1 + K·colour + pattern) = log p_col(colour) + log p_pat(pattern)``, background from
+    the colour head alone; normalised; the KV cache agrees; an embedding is colour + pattern."""
+    torch.manual_seed(0)
+    m = FactorisedTextToImage(20, colours=3, patterns=5, grid=4, dim=16, heads=2, layers=1).eval()
+    text = torch.tensor([[1, 4, 5, 7, 13, 2]] * 2)
+    codes = torch.randint(0, 16, (2, 16))
+    out = m({"text": text, "codes": codes})
+    assert out.logits.shape == (2, 16, 16)
+    assert torch.allclose(out.logits.exp().sum(-1), torch.ones(2, 16), atol=1e-5)
+    h = torch.randn(4, 16)
+    col, pat = m.head.colour(h).log_softmax(-1), m.head.pattern(h).log_softmax(-1)
+    logp = m.head(h)
+    assert torch.allclose(logp[:, 0], col[:, 0])
+    assert torch.allclose(logp[:, 1 + 5 * 2 + 3], col[:, 3] + pat[:, 3])
+    e = m.code_embed(torch.tensor([1 + 5 * 1 + 4]))
+    assert torch.allclose(e, m.code_embed.colour.weight[2] + m.code_embed.pattern.weight[4])
+    inputs = torch.cat([torch.full((2, 1), m.bos), codes[:, :4]], 1)
+    step = m.incremental(m.encode_text(text))
+    cached = torch.stack([step(c) for c in inputs.T], 1)
+    assert torch.allclose(cached, m.code_logits(inputs, m.encode_text(text)), atol=1e-4)
+    assert m.generate(text, guidance=3.0, generator=torch.Generator().manual_seed(0)).max() < 16
