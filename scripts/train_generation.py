@@ -23,8 +23,8 @@ Stages (all by default), each a ``NAME.pt`` + ``NAME.sha256``:
   (``t2i_patch_check``: the same recipe on ``gen_tokenizer``'s, measured, not shipped;
   ``t2i_factorised_check``: ``FactorisedTextToImage`` on them, colour and pattern heads, 18
   epochs: one-object colour+kind 0.000 / 0.396 / 0.271 / 0.125 at w = 0 / 1 / 3 / 5, 2 samples
-  per caption, judged by ``gen_captioner08``; validation loss 0.705 nats/code at a third of the
-  way (6 epochs alone: 0.115 / 0.083 at w = 1 / 3, val loss 0.793). Not shipped yet: better than
+  per caption, judged by ``gen_captioner08``; validation loss 0.570 nats/code (6 epochs: 0.115 /
+  0.083 at w = 1 / 3, validation loss 0.793). Not shipped yet: better than
   ``gen_t2i``'s 0.099 / 0.130 but far from the 0.90 target, and guidance lowers it).
 
 The chapter's own splits (``load_shapes(seed=0, image_size=32)``, default sizes) train the
