@@ -14,7 +14,13 @@ with ``torch.load(weights_only=True)``, and nothing is ever downloaded.
 * ``available()``: the names of the shipped checkpoints;
 * ``load(name)`` / ``metadata(name)``: the model / what the script recorded (data, profile,
   epochs, figures);
-* ``save(model, name, kwargs, meta)``: what a training script calls to write both files.
+* ``save(model, name, kwargs, meta)``: what a training script calls to write both files;
+* ``load_prefix_captioner(name)``: chapter 14's prefix captioner, a checkpoint holding only the
+  mapper's weights, assembled over the frozen language model and image encoder its ``meta`` names.
+
+A ``vocab`` among the kwargs is stored as its word list (``weights_only`` reads plain values only)
+and rebuilt as a ``mmcourse.data.text.Vocab``. Chapter 11 ships ``shapes_clip``; chapter 14's
+checkpoints are named ``gen_*`` (``scripts/train_generation.py``).
 """
 
 from __future__ import annotations
@@ -29,7 +35,8 @@ from torch import nn
 FOLDER = Path(__file__).resolve().parent / "checkpoints"
 FORMAT = 1
 
-__all__ = ["FOLDER", "ChecksumMismatch", "available", "load", "metadata", "save", "sha256_file"]
+__all__ = ["FOLDER", "ChecksumMismatch", "available", "image_tower", "load", "load_prefix_captioner",
+           "metadata", "save", "sha256_file"]
 
 
 class ChecksumMismatch(ValueError):
@@ -99,7 +106,12 @@ def _model_class(qualname: str):
 def load(name: str, folder=None, *, device=None) -> nn.Module:
     """The pretrained model ``name``: SHA-256 verified, rebuilt, weights loaded, in eval mode."""
     blob = _verified(name, folder)
-    model = _model_class(blob["class"])(**blob["kwargs"])
+    kwargs = dict(blob["kwargs"])
+    if isinstance(kwargs.get("vocab"), list):
+        from mmcourse.data.text import Vocab
+
+        kwargs["vocab"] = Vocab(kwargs["vocab"])
+    model = _model_class(blob["class"])(**kwargs)
     model.load_state_dict(blob["state_dict"])
     model.eval()
     return model.to(device) if device is not None else model
@@ -109,6 +121,9 @@ def save(model: nn.Module, name: str, kwargs: dict, meta: dict | None = None, fo
     """Write ``NAME.pt`` (recipe + float32 weights) and ``NAME.sha256`` into ``folder``."""
     folder = Path(folder) if folder is not None else FOLDER
     folder.mkdir(parents=True, exist_ok=True)
+    kwargs = dict(kwargs)
+    if kwargs.get("vocab") is not None and not isinstance(kwargs["vocab"], list):
+        kwargs["vocab"] = list(kwargs["vocab"].itos)
     qualname = f"{type(model).__module__}.{type(model).__qualname__}"
     _model_class(qualname)  # only mmcourse classes
     state = {k: v.detach().cpu().float().clone() if v.is_floating_point() else v.detach().cpu().clone()
@@ -118,3 +133,36 @@ def save(model: nn.Module, name: str, kwargs: dict, meta: dict | None = None, fo
                 "state_dict": state, "meta": dict(meta or {})}, path)
     (folder / f"{name}.sha256").write_text(f"{sha256_file(path)}  {path.name}\n")
     return path
+
+
+def image_tower(model: nn.Module) -> nn.Module:
+    """The image encoder of a shipped model: a dual encoder's ``image_encoder`` or a
+    captioner's ``encoder`` (chapter 14's prefix captioner freezes either)."""
+    for attr in ("image_encoder", "encoder"):
+        tower = getattr(model, attr, None)
+        if isinstance(tower, nn.Module):
+            return tower
+    raise ValueError(f"a {type(model).__name__} has no image encoder (image_encoder or encoder)")
+
+
+def load_prefix_captioner(name: str, folder=None):
+    """Chapter 14's ``PrefixCaptioner`` from checkpoint ``name`` (a ``PrefixMapper``'s or
+    ``QueryMapper``'s weights)
+    over the frozen language model and image encoder named in its metadata (``language_model``,
+    ``image_encoder``: other checkpoints in the same folder), in eval mode."""
+    from mmcourse.data.shapes import shapes_vocab
+    from mmcourse.models.prefix_captioning import PrefixCaptioner, PrefixMapper, QueryMapper
+
+    blob = _verified(name, folder)
+    if _model_class(blob["class"]) not in (PrefixMapper, QueryMapper):
+        raise ValueError(f"checkpoint {name!r} holds a {blob['class']!r}, not a PrefixMapper or QueryMapper")
+    meta = dict(blob.get("meta", {}))
+    for key in ("language_model", "image_encoder"):
+        if key not in meta:
+            raise ValueError(f"checkpoint {name!r} does not name its frozen {key} in its metadata")
+    lm = load(meta["language_model"], folder)
+    encoder = image_tower(load(meta["image_encoder"], folder))
+    model = PrefixCaptioner(lm, encoder, vocab=shapes_vocab(), **blob["kwargs"])
+    model.mapper.load_state_dict(blob["state_dict"])
+    model.pretrained_meta = meta
+    return model.eval()

@@ -21,8 +21,8 @@ from mmcourse.models.captioning import CaptionModel
 from mmcourse.models.retrieval import DualEncoder, embed_dataset, embed_pairs, split_tensors
 from mmcourse.tensors import model_device
 
-__all__ = ["WINOGROUND_CHANCE", "caption_report", "retrieval_report", "retrieval_scores",
-           "winoground_from_similarity", "winoground_scores"]
+__all__ = ["WINOGROUND_CHANCE", "caption_report", "exact_match_by_novelty", "retrieval_report",
+           "retrieval_scores", "winoground_from_similarity", "winoground_scores"]
 
 
 @torch.no_grad()
@@ -161,3 +161,20 @@ def winoground_scores(model: DualEncoder, pairs, batch_size: int = 512) -> dict[
 def _rowwise(a: Tensor, b: Tensor) -> Tensor:
     """``sim(a_i, b_i)`` for each row of two ``(n, d)`` unit-vector matrices."""
     return (a * b).sum(-1)
+
+
+def exact_match_by_novelty(captions: list[str], references: list[str], train_captions) -> dict[str, float]:
+    """Exact match of decoded ``captions`` against ``references``, overall and split by whether
+    the reference caption occurs in the training split (``seen``) or not (``unseen``: a new
+    combination of known words, which the model must compose). Keys ``all``, ``seen``,
+    ``unseen``, ``n_seen``, ``n_unseen`` (a rate is NaN when its group is empty)."""
+    if len(captions) != len(references):
+        raise ValueError(f"got {len(captions)} captions for {len(references)} references")
+    train = set(train_captions)
+    groups = {"seen": [], "unseen": []}
+    for c, r in zip(captions, references):
+        groups["seen" if r in train else "unseen"].append(c == r)
+    rate = lambda hits: sum(hits) / len(hits) if hits else float("nan")  # noqa: E731
+    return {"all": rate(groups["seen"] + groups["unseen"]), "seen": rate(groups["seen"]),
+            "unseen": rate(groups["unseen"]), "n_seen": len(groups["seen"]),
+            "n_unseen": len(groups["unseen"])}

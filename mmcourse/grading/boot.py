@@ -51,8 +51,10 @@ BLOCKED_PARTS = frozenset({"multiprocessing", "cpp_extension", "_C", "library", 
                            "_python_dispatch", "_dynamo", "_inductor", "ctypeslib", "distributed",
                            "hub", "_utils_internal", "testing"})
 # the package's own modules an experiment part may use (training and evaluating with the course's
-# data, models and metrics); never ``mmcourse.grading`` (the references) nor the top package itself
-PACKAGE = frozenset({"config", "data", "interpret", "metrics", "models", "robustness", "tensors", "train"})
+# data, models and metrics, the shipped checkpoints and chapter 14's judges); never
+# ``mmcourse.grading`` (the references) nor the top package itself
+PACKAGE = frozenset({"config", "data", "interpret", "judges", "metrics", "models", "pretrained", "robustness",
+                     "tensors", "train"})
 NOT_BUILTIN = ("open", "eval", "exec", "compile", "breakpoint", "input", "globals", "locals", "vars",
                "getattr", "setattr", "delattr", "help", "memoryview", "__loader__", "__spec__")
 

@@ -16,6 +16,9 @@ Every model takes a batch dict and returns one ``ModelOutput`` (``output``).
   frames trained with CTC (chapter 12);
 * ``patch_embedding``: ViT patches as tokens; ``vqa``: VQA baselines and the element-wise-product
   model; ``vqa_transformers``: single-stream and dual-stream multimodal transformers (chapter 13).
+* ``prefix_captioning``: a frozen LM reading k visual words; ``image_tokenizer``: VQ autoencoder
+  and fixed palette / pattern tokenizers; ``text_to_image``: the chain rule over image tokens;
+  ``guidance``: classifier-free guidance (chapter 14).
 """
 
 from mmcourse.models.attention import (

@@ -48,6 +48,32 @@ class TinyCausalDecoder(nn.Module):
         self.norm = nn.LayerNorm(dim)
         self.head = nn.Linear(dim, vocab_size)
 
+    def embed(self, tokens: Tensor, start: int = 0) -> Tensor:
+        """Token + position embeddings ``E x_t + q_{start+t}`` of ``tokens`` ``(B, L)``: the
+        residual stream the blocks read (``start`` offsets the positions)."""
+        check_token_ids(tokens, self.vocab_size, "TinyCausalDecoder")
+        if start + tokens.shape[1] > self.max_len:
+            raise ValueError(f"sequence length {start + tokens.shape[1]} exceeds max_len={self.max_len}")
+        return self.token_embed(tokens) + self.pos_embed[start:start + tokens.shape[1]]
+
+    def run_embeddings(self, x: Tensor, mask: Tensor | None = None) -> tuple[Tensor, list[Tensor]]:
+        """The blocks, final norm and head on a residual stream ``x`` ``(B, L, dim)`` that need not
+        come from tokens (e.g. a visual prefix before the caption's embeddings). ``mask``: a bool
+        ``(L, L)`` self-attention mask (``True`` = may attend); causal when ``None``. Returns the
+        logits ``(B, L, vocab_size)`` and each layer's attention weights."""
+        if x.dim() != 3 or x.shape[-1] != self.token_embed.embedding_dim:
+            raise ValueError(f"TinyCausalDecoder.run_embeddings expects (batch, length, "
+                             f"{self.token_embed.embedding_dim}), got {tuple(x.shape)}")
+        x = self.drop(x)
+        attention = []
+        for block in self.blocks:
+            if mask is None:
+                x, weights = block(x, causal=True)
+            else:
+                x, weights = block(x, mask=mask[None, None])
+            attention.append(weights["self"])
+        return self.head(self.norm(x)), attention
+
     def run(self, tokens: Tensor) -> ModelOutput:
         """Logits ``(B, L, vocab_size)`` of the next token after each prefix of ``tokens``
         ``(B, L)``, and ``extras["attention"]``: a list of ``(B, heads, L, L)``, one per layer."""

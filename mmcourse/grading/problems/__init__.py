@@ -27,15 +27,16 @@ from mmcourse.grading.problems.ex10 import EX10
 from mmcourse.grading.problems.ex11 import EX11
 from mmcourse.grading.problems.ex12 import EX12
 from mmcourse.grading.problems.ex13 import EX13
+from mmcourse.grading.problems.ex14 import EX14
 
 __all__ = ["EXERCISES", "PUBLIC_SEED", "Cases", "Exercise", "Part", "get_exercise", "hidden_cases",
            "public_cases", "CAPSTONE", "EX02", "EX03", "EX04", "EX05", "EX06", "EX07", "EX08", "EX09", "EX10",
-           "EX11", "EX12", "EX13"]
+           "EX11", "EX12", "EX13", "EX14"]
 
 
 EXERCISES: dict[str, Exercise] = {ex.name: ex for ex in
                                   (EX02, EX03, EX04, EX05, EX06, EX07, EX08, EX09, EX10, CAPSTONE,
-                                   EX11, EX12, EX13)}
+                                   EX11, EX12, EX13, EX14)}
 
 
 def get_exercise(name: str) -> Exercise:
