@@ -78,7 +78,8 @@ check("q2", cross_attend)
 # ## q3 (4 points): an experiment — `word_order_experiment(seed)`
 #
 # "Is the red circle above the blue square?" and "is the blue square above the red circle?"
-# have the same bag of words and opposite answers. The helper below makes a toy version:
+# have the same bag of words and opposite answers. The course's `make_relation_data` (from
+# `mmcourse.data.relation_task`, imported below) makes a toy version:
 # a scene of 6 objects stacked in a random vertical order (each object's rank as a one-hot
 # row, 36 numbers) and a question "is `x` above `y`?" about two different objects. Write
 # `word_order_experiment(seed)` following this protocol exactly:
@@ -93,17 +94,13 @@ check("q2", cross_attend)
 # 4. return `torch.tensor([bag-of-words test accuracy, ordered test accuracy])`.
 
 # %%
-def make_relation_data(n, seed):
-    """Scenes (n, 36), question objects x (n,), y (n,), answers (n,): 1 if x is above y."""
-    g = torch.Generator().manual_seed(seed)
-    rank = torch.argsort(torch.rand(n, 6, generator=g), dim=1)
-    scene = nn.functional.one_hot(rank, 6).float().reshape(n, 36)
-    pair = torch.argsort(torch.rand(n, 6, generator=g), dim=1)[:, :2]
-    x, y = pair[:, 0], pair[:, 1]
-    answer = (rank.gather(1, x[:, None]) < rank.gather(1, y[:, None])).long().squeeze(1)
-    return scene, x, y, answer
+from mmcourse.data.relation_task import make_relation_data
+
+scene, x, y, answer = make_relation_data(3, 0)    # a look: each object's rank, the question, the answer
+print(scene.reshape(3, 6, 6).argmax(2).tolist(), x.tolist(), y.tolist(), answer.tolist())
 
 
+# %%
 def word_order_experiment(seed):
     """Test accuracy of a bag-of-words and an ordered question encoding, as a tensor of two."""
     ### BEGIN SOLUTION

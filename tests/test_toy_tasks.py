@@ -1,6 +1,6 @@
 """The small synthetic tasks the exercises' experiments train on (``mmcourse.data``: bars,
-flag_task, latent_pairs, bigram_corpus): shapes and dtypes, the same data for the same seed, and
-the property each experiment relies on."""
+flag_task, latent_pairs, bigram_corpus, relation_task): shapes and dtypes, the same data for the
+same seed, and the property each experiment relies on."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from mmcourse.data.bars import make_bars
 from mmcourse.data.bigram_corpus import make_corpus, source_probabilities
 from mmcourse.data.flag_task import make_flag_task
 from mmcourse.data.latent_pairs import make_pairs
+from mmcourse.data.relation_task import make_relation_data
 
 
 # ------------------------------------------------------------------------------ bars
@@ -122,3 +123,27 @@ def test_the_corpus_follows_its_source():
 def test_bad_arguments_are_named(call, word):
     with pytest.raises(ValueError, match=word):
         call()
+
+
+# ------------------------------------------------------------------------------ relation_task
+def test_relation_task_shapes_seeds_and_answers():
+    scene, x, y, answer = make_relation_data(300, 2)
+    assert scene.shape == (300, 36) and scene.dtype == torch.float32
+    assert x.dtype == y.dtype == answer.dtype == torch.int64 and bool((x != y).all())
+    assert all(torch.equal(a, b) for a, b in zip(make_relation_data(300, 2), (scene, x, y, answer)))
+    assert not torch.equal(make_relation_data(300, 3)[0], scene)
+    rank = scene.reshape(300, 6, 6).argmax(2)                      # each scene's rows are a permutation
+    assert bool((rank.sort(1).values == torch.arange(6)).all())
+    rows = torch.arange(300)
+    assert torch.equal(answer, (rank[rows, x] < rank[rows, y]).long())
+
+
+def test_relation_task_bag_of_words_cannot_tell_the_answer():
+    """Swapping x and y keeps the bag of words and flips every answer: order is the whole story."""
+    scene, x, y, answer = make_relation_data(400, 0)
+    rank = scene.reshape(400, 6, 6).argmax(2)
+    rows = torch.arange(400)
+    assert torch.equal((rank[rows, y] < rank[rows, x]).long(), 1 - answer)
+    assert 0.4 < answer.float().mean().item() < 0.6
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
+        make_relation_data(0, 0)

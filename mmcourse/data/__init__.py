@@ -11,8 +11,8 @@
 misalignment) without touching the clean data.
 
 The exercises' experiments draw small seeded tensors from one module each: ``bars.make_bars``
-(ex. 02), ``flag_task.make_flag_task`` (04), ``latent_pairs.make_pairs`` (07) and
-``bigram_corpus.make_corpus`` (08).
+(ex. 02), ``flag_task.make_flag_task`` (04), ``latent_pairs.make_pairs`` (07),
+``bigram_corpus.make_corpus`` (08), ``relation_task.make_relation_data`` (13).
 """
 
 from mmcourse.data.base import ModalDataset, Splits, check_batch

@@ -8,6 +8,7 @@ import math
 import torch
 import torch.nn as nn
 
+from mmcourse.data.relation_task import make_relation_data
 from mmcourse.grading.problems.base import Cases, Exercise, Part, randint, randn
 from mmcourse.models.patch_embedding import patchify
 
@@ -56,19 +57,6 @@ def _cross_cases(g: torch.Generator, public: bool) -> Cases:
 
 
 # -- q3: the word-order experiment -------------------------------------------------------------
-def make_relation_data(n, seed):
-    """``n`` scenes of 6 objects stacked in a random vertical order and questions "is x above
-    y?": ``(scene (n, 36) one-hot rows of each object's rank, x (n,), y (n,), answer (n,))``.
-    (Repeated in the exercise so that students can use it.)"""
-    g = torch.Generator().manual_seed(seed)
-    rank = torch.argsort(torch.rand(n, 6, generator=g), dim=1)              # rank[i, obj]: 0 = top
-    scene = nn.functional.one_hot(rank, 6).float().reshape(n, 36)
-    pair = torch.argsort(torch.rand(n, 6, generator=g), dim=1)[:, :2]
-    x, y = pair[:, 0], pair[:, 1]
-    answer = (rank.gather(1, x[:, None]) < rank.gather(1, y[:, None])).long().squeeze(1)
-    return scene, x, y, answer
-
-
 def word_order_experiment(seed):
     """The reference of q3 (the protocol the master states)."""
     def features(scene, x, y, ordered):
