@@ -95,7 +95,7 @@ def guided_probs(cond, uncond, w, temperature):
 check("q3", guided_probs)
 
 # %% [markdown]
-# ## q4 (3 points, experiment): `guided_scene_accuracy(w, n, seed)`
+# ## q4 (3 points): an experiment — `guided_scene_accuracy(w, n, seed)`
 #
 # Measure what guidance buys on real generations. Load the chapter's shipped text-to-image model
 # `t2i = mmcourse.pretrained.load("gen_t2i")` and sample, **with your `guided_probs`**, `n` scenes

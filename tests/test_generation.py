@@ -414,11 +414,16 @@ def test_vocab_kwarg_roundtrip_and_tamper_detection(tmp_path):
         pretrained.load("tiny", tmp_path)
 
 
-def test_chapter_14_checkpoints_do_not_shadow_chapter_11s():
+def test_chapter_14_checkpoints_do_not_shadow_other_chapters():
+    """Every shipped checkpoint belongs to exactly one chapter by its name: chapter 11's
+    ``shapes_clip``, chapter 13's ``easy_vqa_*`` / ``shapes_qa_*``, chapter 14's ``gen_*``."""
+    owners = {"11": lambda n: n == "shapes_clip",
+              "13": lambda n: n.startswith(("easy_vqa_", "shapes_qa_")),
+              "14": lambda n: n.startswith("gen_")}
     names = pretrained.available()
-    assert "shapes_clip" in names  # chapter 11's
-    ours = [n for n in names if n != "shapes_clip"]
-    assert ours and all(n.startswith("gen_") for n in ours), ours
+    assert "shapes_clip" in names and any(n.startswith("gen_") for n in names), names
+    claimed = {n: [ch for ch, own in owners.items() if own(n)] for n in names}
+    assert all(len(chapters) == 1 for chapters in claimed.values()), claimed
 
 
 @pytest.mark.parametrize("name", ["gen_clip", "gen_lm", "gen_captioner08", "gen_t2i"])
