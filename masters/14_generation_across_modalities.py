@@ -124,16 +124,16 @@ check("q3", guided_probs)
 # %%
 def guided_scene_accuracy(w, n, seed):
     """Judge's colour+kind accuracy of n guided samples per one-object caption."""
-    ### BEGIN SOLUTION
     from mmcourse import pretrained
     from mmcourse.data.shapes import shapes_vocab
     from mmcourse.judges import CaptionerJudge, all_single_object_captions, judge_report
-    from mmcourse.models.image_tokenizer import PaletteTokenizer
     from mmcourse.models.captioning import encode_captions
+    from mmcourse.models.image_tokenizer import PaletteTokenizer
     from mmcourse.models.text_to_image import null_captions
 
     torch.set_num_threads(1)
     t2i = pretrained.load("gen_t2i")
+    ### BEGIN SOLUTION
     captions = [c for c in all_single_object_captions() for _ in range(n)]
     ids = encode_captions(captions, shapes_vocab())
     ids = F.pad(ids, (0, t2i.text_len - ids.shape[1]))
