@@ -135,15 +135,15 @@ def guided_scene_accuracy(w, n, seed):
     t2i = pretrained.load("gen_t2i")
     ### BEGIN SOLUTION
     captions = [c for c in all_single_object_captions() for _ in range(n)]
-    ids = encode_captions(captions, shapes_vocab())
+    ids = encode_captions(captions, shapes_vocab())                    # step 1
     ids = F.pad(ids, (0, t2i.text_len - ids.shape[1]))
     b = len(ids)
-    g = torch.Generator().manual_seed(seed)
+    g = torch.Generator().manual_seed(seed)                            # one generator, step 3
     with torch.no_grad():
         step = t2i.incremental(t2i.encode_text(torch.cat([ids, null_captions(b, t2i.text_len)])))
         codes = torch.full((2 * b, 1), t2i.bos, dtype=torch.long)
         for _ in range(t2i.n_codes):
-            logits = step(codes[:, -1]).float()
+            logits = step(codes[:, -1]).float()                        # step 3
             probs = guided_probs(logits[:b], logits[b:], w, 1.0).float()
             nxt = torch.multinomial(probs, 1, generator=g)
             codes = torch.cat([codes, nxt.repeat(2, 1)], dim=1)
