@@ -10,9 +10,9 @@ from mmcourse.data import shapes_qa as Q
 from mmcourse.data.shapes.grammar import canonical_order, relation
 
 
-@pytest.fixture(scope="module")
-def splits():
-    return Q.load_shapes_qa(n_train=300, n_val=30, n_test=60, seed=0)
+@pytest.fixture(scope="module", params=[False, True], ids=["chapter", "curriculum"])
+def splits(request):
+    return Q.load_shapes_qa(n_train=300, n_val=30, n_test=60, seed=0, curriculum=request.param)
 
 
 def _above(a, b, word):
@@ -43,8 +43,17 @@ def test_every_answer_follows_from_the_scene(splits):
                 size = words[2] if words[2] in ("small", "large") else None
                 n = sum(size is None or o["size"] == size for o in scene)
                 assert a == Q.ANSWERS[2 + n]
-            else:
+            elif kind == "exists":
                 assert a == ("yes" if _find(scene, words[3], words[4]) else "no")
+            elif kind == "query":                     # what colour is the K / what shape is the C one
+                if words[1] == "colour":
+                    assert a == next(o["colour"] for o in scene if o["kind"] == words[-1])
+                else:
+                    assert a == next(o["kind"] for o in scene if o["colour"] == words[-2])
+            else:                                     # is the C K on the left / at the top ...
+                x, y = _find(scene, words[2], words[3])["position"]
+                holds = {"left": x < 0.5, "right": x >= 0.5, "top": y < 0.5, "bottom": y >= 0.5}[words[-1]]
+                assert kind == "position" and a == ("yes" if holds else "no"), (q, scene)
 
 
 def test_scenes_name_each_object_uniquely(splits):
@@ -83,15 +92,36 @@ def test_false_existence_uses_attributes_that_are_present(splits):
         assert words[3] in {o["colour"] for o in scene} and words[4] in {o["kind"] for o in scene}
 
 
+def test_curriculum_types_are_asked_once_per_scene_and_balanced():
+    data = Q.load_shapes_qa(n_train=2000, n_val=1, n_test=1, seed=3, curriculum=True)
+    big, info = data.train, data.info
+    types = big.tensors["qtype"]
+    assert info["question_types"] == Q.QUESTION_TYPES and len(info["answers"]) == 16
+    assert torch.equal(torch.bincount(types), torch.full((len(Q.QUESTION_TYPES),), 2000))
+    # the chapter's data keep their answers and word ids: the shipped checkpoints still read them
+    base = Q.load_shapes_qa(n_train=2, n_val=1, n_test=1).info
+    assert base["question_types"] == Q.BASE_TYPES and base["answers"] == list(Q.BASE_ANSWERS)
+    assert info["vocab"].itos[:len(base["vocab"])] == base["vocab"].itos
+    query = types == Q.QUESTION_TYPES.index("query")
+    assert len(set(big.tensors["label"][query].tolist())) == len(Q.ANSWERS) - 6   # any colour or kind
+    for name in ("relation", "exists", "position"):
+        labels = big.tensors["label"][types == Q.QUESTION_TYPES.index(name)]
+        assert 0.45 < (labels == Q.ANSWERS.index("yes")).float().mean().item() < 0.55, name
+
+
 def test_tensors_and_determinism(splits):
     train = splits.train
     assert train.tensors["image"].dtype == torch.uint8 and train.tensors["image"].shape[1:] == (3, 32, 32)
-    assert len(train) == 3 * 300 and train.tensors["text"].shape[1] == splits.info["max_len"]
+    assert len(train) == len(splits.info["question_types"]) * 300
+    assert train.tensors["text"].shape[1] == splits.info["max_len"]
     vocab = splits.info["vocab"]
     assert vocab.decode(train.tensors["text"][0]) + "?" == train.meta["question"][0]
-    again = Q.load_shapes_qa(n_train=300, n_val=30, n_test=60, seed=0)
+    again = Q.load_shapes_qa(n_train=300, n_val=30, n_test=60, seed=0,
+                             curriculum=len(splits.info["question_types"]) == 5)
     assert all(torch.equal(train.tensors[k], again.train.tensors[k]) for k in train.tensors)
     other = Q.load_shapes_qa(n_train=300, n_val=30, n_test=60, seed=1)
     assert not torch.equal(train.tensors["image"], other.train.tensors["image"])
     with pytest.raises(ValueError, match="n_train must be >= 1"):
         Q.load_shapes_qa(n_train=0)
+    with pytest.raises(TypeError, match="curriculum must be True or False"):
+        Q.load_shapes_qa(n_train=2, curriculum="yes")

@@ -15,6 +15,20 @@ of each type, with its answer computed from the scene:
 * ``exists``   -- "is there a green triangle?" (yes / no): two attributes bound to one object;
   a false one pairs a colour and a kind that are both in the scene, on different objects,
   whenever the scene allows, so knowing *which* colours and kinds are present is not enough.
+and, with ``load_shapes_qa(..., curriculum=True)``, two easier types:
+
+* ``query``    -- "what colour is the circle?" / "what shape is the red one?" (a colour or a
+  kind): one object found by one attribute, another of its attributes read off;
+* ``position`` -- "is the red circle on the left?" (left / right / top / bottom half; yes / no).
+
+Why the two easier types. The first three are balanced so that no single feature predicts the answer
+(a false "is there a green triangle?" uses a colour and a kind that are both present; "above"
+and "below" are asked equally often of both orders). Gradient descent then sees a flat loss: on
+the first three types alone, even a transformer given the *true object list* (colour, kind,
+size and position tokens) stays at chance on relations and existence (``docs/benchmarks/
+bench_shapes_qa_cpu_2026-11-30.txt``). ``query`` questions teach it to find an object by a word
+(existence then follows within two epochs), ``position`` ones to read where that object is;
+with both, that transformer answers relations too (0.99 on validation after 7 epochs).
 
 Each split holds ``image`` uint8 ``(N, 3, S, S)``, ``text`` ``(N, L)`` word ids (0 = pad),
 ``label`` (answer id in ``info["answers"]``), ``qtype`` (index in ``info["question_types"]``),
@@ -33,11 +47,15 @@ from mmcourse.data.shapes.sampling import _sample_arrays
 from mmcourse.data.shapes.scene import COLOUR_NAMES, KINDS, SIZES, _arrays_to_scenes, _check_int
 from mmcourse.data.text import Vocab, tokenize
 
-QUESTION_TYPES = ("relation", "count", "exists")
-ANSWERS = ("yes", "no", "zero", "one", "two", "three")
+#: every type, the chapter's three first; ``curriculum=True`` adds the last two
+QUESTION_TYPES = ("relation", "count", "exists", "query", "position")
+BASE_TYPES = QUESTION_TYPES[:3]
+ANSWERS = ("yes", "no", "zero", "one", "two", "three", *COLOUR_NAMES, *KINDS)
+BASE_ANSWERS = ANSWERS[:6]
 OPPOSITE = {"above": "below", "below": "above", "left of": "right of", "right of": "left of"}
 WORDS = ("is", "the", "there", "a", "how", "many", "shapes", "are", "above", "below", "left", "right",
          "of", *SIZES, *COLOUR_NAMES, *KINDS)
+CURRICULUM_WORDS = ("what", "colour", "shape", "one", "on", "at", "top", "bottom")
 MAX_WORDS = 9                                      # "is the red circle left of the blue square"
 MODALITY_SHAPES = {
     "image": "(3, S, S) uint8 RGB (models scale by 1/255)",
@@ -47,9 +65,10 @@ MODALITY_SHAPES = {
 }
 
 
-def shapes_qa_vocab() -> Vocab:
-    """The fixed Shapes-QA vocabulary (4 specials + the question words)."""
-    return Vocab(WORDS)
+def shapes_qa_vocab(curriculum: bool = False) -> Vocab:
+    """The fixed Shapes-QA vocabulary (4 specials + the question words; ``curriculum``: + the
+    query and position words, appended, so the other ids do not move)."""
+    return Vocab(WORDS + CURRICULUM_WORDS if curriculum else WORDS)
 
 
 def _relation_question(scene: list[dict], rng: np.random.Generator) -> tuple[str, str]:
@@ -85,7 +104,24 @@ def _exists_question(scene: list[dict], rng: np.random.Generator) -> tuple[str, 
     return f"is there a {colour} {kind}", "no"
 
 
-QUESTIONS = {"relation": _relation_question, "count": _count_question, "exists": _exists_question}
+def _query_question(scene: list[dict], rng: np.random.Generator) -> tuple[str, str]:
+    obj = scene[int(rng.integers(len(scene)))]
+    if rng.random() < 0.5:
+        return f"what colour is the {obj['kind']}", obj["colour"]
+    return f"what shape is the {obj['colour']} one", obj["kind"]
+
+
+def _position_question(scene: list[dict], rng: np.random.Generator) -> tuple[str, str]:
+    obj = scene[int(rng.integers(len(scene)))]
+    side = ("on the left", "on the right", "at the top", "at the bottom")[int(rng.integers(4))]
+    x, y = obj["position"]
+    holds = {"on the left": x < 0.5, "on the right": x >= 0.5,
+             "at the top": y < 0.5, "at the bottom": y >= 0.5}
+    return f"is the {obj['colour']} {obj['kind']} {side}", "yes" if holds[side] else "no"
+
+
+QUESTIONS = {"relation": _relation_question, "count": _count_question, "exists": _exists_question,
+             "query": _query_question, "position": _position_question}
 
 
 def _distinct_scenes(n: int, rng: np.random.Generator):
@@ -102,7 +138,7 @@ def _distinct_scenes(n: int, rng: np.random.Generator):
 
 
 def _make_split(name: str, n_scenes: int, size: int, ss: np.random.SeedSequence,
-                vocab: Vocab) -> ModalDataset:
+                vocab: Vocab, qtypes: tuple[str, ...]) -> ModalDataset:
     scene_ss, render_ss, question_ss = ss.spawn(3)
     arrays = _distinct_scenes(n_scenes, np.random.default_rng(scene_ss))
     images = _render_arrays(*arrays, size, np.random.default_rng(render_ss))
@@ -111,7 +147,7 @@ def _make_split(name: str, n_scenes: int, size: int, ss: np.random.SeedSequence,
     rng = np.random.default_rng(question_ss)
     rows, questions, answers, types = [], [], [], []
     for i, scene in enumerate(scenes):
-        for t, qtype in enumerate(QUESTION_TYPES):
+        for t, qtype in enumerate(qtypes):
             question, answer = QUESTIONS[qtype](scene, rng)
             rows.append(i)
             questions.append(question)
@@ -132,17 +168,22 @@ def _make_split(name: str, n_scenes: int, size: int, ss: np.random.SeedSequence,
 
 
 def load_shapes_qa(n_train: int = 3000, n_val: int = 300, n_test: int = 1000, image_size: int = 32, *,
-                   seed: int = 0) -> Splits:
+                   seed: int = 0, curriculum: bool = False) -> Splits:
     """Shapes-QA train / val / test splits: ``n_*`` *scenes* each, one question of each type per
-    scene (so ``3 · n`` samples). See the module docstring for the questions and tensors."""
+    scene (so ``3 · n`` samples; ``curriculum``: also a query and a position question, ``5 · n``,
+    with answers and vocabulary extended at the end, so the other ids do not move). See the
+    module docstring for the questions and tensors."""
     sizes = {k: _check_int(f"n_{k}", v, 1) for k, v in (("train", n_train), ("val", n_val), ("test", n_test))}
     size = _check_image_size(image_size)
     seed = _check_int("seed", seed, 0)
-    vocab = shapes_qa_vocab()
+    if not isinstance(curriculum, bool):
+        raise TypeError(f"curriculum must be True or False, got {curriculum!r}")
+    vocab = shapes_qa_vocab(curriculum)
+    qtypes = QUESTION_TYPES if curriculum else BASE_TYPES
     streams = np.random.SeedSequence([seed, 12]).spawn(3)
-    splits = [_make_split(name, n, size, ss, vocab) for (name, n), ss in zip(sizes.items(), streams)]
+    splits = [_make_split(name, n, size, ss, vocab, qtypes) for (name, n), ss in zip(sizes.items(), streams)]
     info = {"title": "Shapes-QA (questions about 2-3 object Shapes scenes: relations, counts, "
                      "two-attribute existence)",
-            "answers": list(ANSWERS), "question_types": QUESTION_TYPES, "vocab": vocab,
-            "max_len": MAX_WORDS, "image_size": size, "seed": seed}
+            "answers": list(ANSWERS if curriculum else BASE_ANSWERS), "question_types": qtypes,
+            "vocab": vocab, "max_len": MAX_WORDS, "image_size": size, "seed": seed}
     return Splits(*splits, info=info)
