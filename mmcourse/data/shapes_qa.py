@@ -28,7 +28,10 @@ the first three types alone, even a transformer given the *true object list* (co
 size and position tokens) stays at chance on relations and existence (``docs/benchmarks/
 bench_shapes_qa_cpu_2026-11-30.txt``). ``query`` questions teach it to find an object by a word
 (existence then follows within two epochs), ``position`` ones to read where that object is;
-with both, that transformer answers relations too (0.99 on validation after 7 epochs).
+with both, and its position given as a learned embedding of the object's 8 × 8 grid cell (as a
+patch's is), that transformer answers relations too (0.99 on validation after 7 epochs). The
+chapter's pixel transformer had not yet learned to find an object by name (``query``) within
+the CPU budgets tried there, so the chapter's checkpoints use the first three types only.
 
 Each split holds ``image`` uint8 ``(N, 3, S, S)``, ``text`` ``(N, L)`` word ids (0 = pad),
 ``label`` (answer id in ``info["answers"]``), ``qtype`` (index in ``info["question_types"]``),
