@@ -34,11 +34,13 @@ from mmcourse.train import evaluate, fit
 
 
 def train_and_score(kind: str, splits, *, epochs: int, lr: float, seed: int, batch_size: int = 128,
-                    weight_decay: float = 0.05, augment: bool = False) -> tuple[dict, float, object]:
-    """Train one model on train (best epoch by validation accuracy) and score it on test."""
+                    weight_decay: float = 0.05, augment: bool = False,
+                    overrides: dict | None = None) -> tuple[dict, float, object]:
+    """Train one model on train (best epoch by validation accuracy) and score it on test;
+    ``overrides`` go to ``make_vqa_model``."""
     start = time.perf_counter()
     with seeded(seed):
-        model = make_vqa_model(kind, splits.info)
+        model = make_vqa_model(kind, splits.info, **(overrides or {}))
     train = SymmetryBatches(splits.train, batch_size, seed=seed) if augment else splits.train
     optimizer = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=weight_decay)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=epochs)
@@ -48,6 +50,8 @@ def train_and_score(kind: str, splits, *, epochs: int, lr: float, seed: int, bat
     result = evaluate(model, splits.test, return_outputs=True, device="cpu")
     scores = accuracy_by_type(result["logits"].argmax(1), result["targets"], splits.test.tensors["qtype"],
                               splits.info["question_types"])
+    print(f"{kind}: validation accuracy per epoch: "
+          + " ".join(f"{r['val_accuracy']:.3f}" for r in history.records))
     print(f"{kind}: best epoch {history.best_epoch}/{len(history)}, val accuracy "
           f"{max(r['val_accuracy'] for r in history.records):.4f}, "
           f"{time.perf_counter() - start:.0f} s", flush=True)
@@ -70,6 +74,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--augment", action="store_true",
                         help="turn each training image by a random flip / quarter turn")
+    parser.add_argument("--stem-depth", type=int, default=2,
+                        help="convolutions in the conv stem (3: a stride-1 one between the strided two)")
     parser.add_argument("--save", metavar="NAME", help="also save the model as pretrained checkpoint NAME")
     parser.add_argument("--threads", type=int, default=2, help="torch threads (1 on a busy machine)")
     args = parser.parse_args()
@@ -86,8 +92,10 @@ def main() -> None:
     rows = {"majority per type": accuracy_by_type(majority, labels, types, names)}
     text_only = type(splits)(*(s.select(["text", "label", "qtype"]) for s in splits), info=splits.info)
     rows["question only"], _, _ = train_and_score("question", text_only, epochs=4, lr=3e-3, seed=args.seed)
+    overrides = {"stem_depth": args.stem_depth} if args.model in ("single", "dual") else {}
     rows[args.model], seconds, (model, history) = train_and_score(
-        args.model, splits, epochs=args.epochs, lr=args.lr, seed=args.seed, augment=args.augment)
+        args.model, splits, epochs=args.epochs, lr=args.lr, seed=args.seed, augment=args.augment,
+        overrides=overrides)
     print(f"\n{'test accuracy':<20}" + "".join(f"{c:>9}" for c in ("overall", *names)))
     for name, scores in rows.items():
         print(f"{name:<20}" + "".join(f"{scores.get(c, float('nan')):9.4f}" for c in ("overall", *names)))
@@ -97,8 +105,9 @@ def main() -> None:
 
         meta = {"data": f"easy-VQA official train less 400 validation images (seed {args.seed})",
                 "epochs": args.epochs, "best_epoch": history.best_epoch, "augment": args.augment,
-                "lr": args.lr, "test_accuracy": rows[args.model], "script": "benchmarks/bench_vqa.py"}
-        print("saved", save(model, args.save, model_kwargs(args.model, splits.info), meta))
+                "lr": args.lr, "val_accuracy": [round(r["val_accuracy"], 4) for r in history.records],
+                "test_accuracy": rows[args.model], "script": "benchmarks/bench_vqa.py"}
+        print("saved", save(model, args.save, model_kwargs(args.model, splits.info, **overrides), meta))
     turns = ", flips / quarter turns" if args.augment else ""
     print(f"({args.model}: {args.epochs} epochs{turns}, {seconds:.0f} s of training and testing, "
           f"torch threads {torch.get_num_threads()})")
