@@ -55,6 +55,35 @@ def test_patch_embedding_is_a_strided_convolution(stem, norm):
     assert any(isinstance(m, torch.nn.BatchNorm2d) for m in emb.modules()) == norm
 
 
+def test_deeper_stem_adds_stride_one_convolutions_and_keeps_the_grid():
+    from mmcourse.models.patch_embedding import conv_stem
+
+    stem = conv_stem(3, 4, depth=3)
+    convs = [m for m in stem if isinstance(m, torch.nn.Conv2d)]
+    assert [c.stride for c in convs] == [(2, 2), (1, 1), (2, 2)]
+    assert [c.out_channels for c in convs] == [4, 4, 8]
+    assert conv_stem(3, 4).state_dict().keys() == conv_stem(3, 4, depth=2).state_dict().keys()
+    shallow = PatchEmbedding(32, 4, 16, stem_width=4)
+    deep = PatchEmbedding(32, 4, 16, stem_width=4, stem_depth=3)
+    x = torch.rand(2, 3, 32, 32)
+    assert deep(x).shape == shallow(x).shape == (2, 4, 16)
+    with pytest.raises(ValueError, match="depth must be an int >= 2"):
+        conv_stem(3, 4, depth=1)
+
+
+@pytest.mark.parametrize("kind", ["single", "dual"])
+def test_vqa_transformers_take_a_deeper_stem(kind):
+    from mmcourse.models.vqa_transformers import model_kwargs
+
+    torch.manual_seed(0)
+    model = make_vqa_model(kind, INFO, stem_depth=3)
+    assert sum(isinstance(m, torch.nn.Conv2d) for m in model.patches.stem) == 3
+    again = type(model)(**model_kwargs(kind, INFO, stem_depth=3))
+    again.load_state_dict(model.state_dict())                              # a checkpoint rebuilds it
+    out = model(_batch())
+    assert out.logits.shape == (5, 7) and torch.isfinite(out.logits).all()
+
+
 def test_patch_embedding_scales_uint8_pixels():
     emb = PatchEmbedding(8, 4, 6)
     pixels = torch.randint(0, 256, (2, 3, 8, 8), dtype=torch.uint8)

@@ -47,23 +47,26 @@ class QuestionEmbedding(nn.Module):
 
 
 def _image_tokens(image_size: int, patch: int, dim: int, stem_width: int | None,
-                  stem_norm: bool) -> PatchEmbedding:
-    return PatchEmbedding(image_size, patch, dim, stem_width=stem_width, stem_norm=stem_norm)
+                  stem_norm: bool, stem_depth: int) -> PatchEmbedding:
+    return PatchEmbedding(image_size, patch, dim, stem_width=stem_width, stem_norm=stem_norm,
+                          stem_depth=stem_depth)
 
 
 class SingleStreamVQA(VQAModel):
     """One transformer over ``[CLS] + words + patches`` (see the module docstring).
 
     ``patch``: patch side (in stem feature-map cells when ``stem_width`` is set; a stem divides
-    the image side by 4; ``stem_norm``: BatchNorm in it); ``dim``, ``heads``, ``layers``,
+    the image side by 4; ``stem_norm``: BatchNorm in it; ``stem_depth``: its convolutions, two
+    strided and ``stem_depth - 2`` of stride 1 between them); ``dim``, ``heads``, ``layers``,
     ``dropout``: the transformer's.
     """
 
     def __init__(self, num_answers: int, vocab_size: int, image_size: int, question_len: int, *,
                  patch: int = 8, dim: int = 64, heads: int = 4, layers: int = 2, dropout: float = 0.0,
-                 stem_width: int | None = None, stem_norm: bool = False):
+                 stem_width: int | None = None, stem_norm: bool = False,
+                 stem_depth: int = 2):
         super().__init__(num_answers, vocab_size, image_size, question_len)
-        self.patches = _image_tokens(image_size, patch, dim, stem_width, stem_norm)
+        self.patches = _image_tokens(image_size, patch, dim, stem_width, stem_norm, stem_depth)
         self.words = QuestionEmbedding(vocab_size, question_len, dim)
         self.cls = nn.Parameter(0.02 * torch.randn(1, 1, dim))
         self.modality = nn.Parameter(0.02 * torch.randn(2, dim))            # m_t, m_v
@@ -95,9 +98,10 @@ class DualStreamVQA(VQAModel):
 
     def __init__(self, num_answers: int, vocab_size: int, image_size: int, question_len: int, *,
                  patch: int = 8, dim: int = 64, heads: int = 4, self_layers: int = 1, co_layers: int = 1,
-                 dropout: float = 0.0, stem_width: int | None = None, stem_norm: bool = False):
+                 dropout: float = 0.0, stem_width: int | None = None, stem_norm: bool = False,
+                 stem_depth: int = 2):
         super().__init__(num_answers, vocab_size, image_size, question_len)
-        self.patches = _image_tokens(image_size, patch, dim, stem_width, stem_norm)
+        self.patches = _image_tokens(image_size, patch, dim, stem_width, stem_norm, stem_depth)
         self.words = QuestionEmbedding(vocab_size, question_len, dim)
         self.cls = nn.Parameter(0.02 * torch.randn(1, 1, dim))
         self.text_self = nn.ModuleList(TransformerBlock(dim, heads, 4, dropout) for _ in range(self_layers))
