@@ -50,9 +50,11 @@ CACHE = ROOT / ".mmcourse-cache"
 CHROMIUM = Path("/usr/bin/chromium")
 PLAYWRIGHT_VERSION = "1.65.1"
 NOTEBOOK = ROOT / "docs" / "explorers.ipynb"
-EXPLORERS = ["softmax", "attention", "retrieval", "decoding", "fusion", "quality", "zero_shot", "alignment"]
+EXPLORERS = ["softmax", "attention", "retrieval", "decoding", "fusion", "quality", "zero_shot", "alignment",
+             "vqa", "generation"]
 # what an explorer's text must show once its first slider has moved one step right
-SLIDER_SHOWS = {"zero_shot": r"^scene #1: the true caption is"}
+SLIDER_SHOWS = {"zero_shot": r"^scene #1: the true caption is", "vqa": r"^image \d+: .+ → \w+",
+                "generation": r"τ = 1\.1, w = 3\.0"}
 # then, in order: ``type`` (into its text box, then Enter), ``click`` (a button by its label) or
 # ``slider`` (press ArrowRight on that slider, 0 = the first); ``expect``, a pattern its text must
 # show afterwards (and the text must differ from before); ``figure``, whether the picture changes
@@ -61,6 +63,10 @@ ACTIONS = {
                    "expect": r"Words the model never saw \(read as <unk>\): dog, photo"}],
     "alignment": [{"click": "prefix beam", "figure": False, "expect": r"prefix beam K=4: "},
                   {"slider": 1, "figure": False, "expect": r"prefix beam K=5: "}],
+    "vqa": [{"type": "is there a purple dragon?", "figure": True,
+             "expect": r"not in the vocabulary \(read as <unk>\): purple, dragon"}],
+    "generation": [{"type": "a large green triangle", "figure": True,
+                    "expect": r"a large green triangle — τ = 1\.1, w = 3\.0"}],
 }
 RUN_TIMEOUT_S = 420
 

@@ -123,6 +123,11 @@ def test_prefix_mapper_hidden_layer_size_and_bad_input():
     assert plain(grid).shape == deep(grid).shape == (3, 8, 8)   # layers * k visual words of size dim
     with pytest.raises(ValueError, match="hidden must be an int >= 0"):
         PrefixMapper(16, 8, 4, (8, 8), hidden=-1)
+    expected = r"PrefixMapper expects region features \(batch, 64, 16\), got \(3, 64, 15\)"
+    with pytest.raises(ValueError, match=expected):
+        plain(torch.randn(3, 64, 15))
+    # each of the k = 4 visual words sits at its cell's centre, (x, y) in [-1, 1]², row by row
+    assert plain.xy.tolist() == [[-0.5, -0.5], [0.5, -0.5], [-0.5, 0.5], [0.5, 0.5]]
 
 
 def test_query_mapper_queries_read_regions_by_attention():

@@ -93,6 +93,20 @@ def prefix_targets(tokens: Tensor, k: int, pad_id: int = Vocab.pad_id) -> Tensor
     return torch.cat([torch.full((tokens.shape[0], k), IGNORE, dtype=nxt.dtype, device=nxt.device), nxt], 1)
 
 
+def _check_regions(name: str, grid: Tensor, grid_size: tuple[int, int], in_dim: int) -> None:
+    """Region features must be ``(batch, h·w, in_dim)``; say so, naming the mapper, if not."""
+    h, w = grid_size
+    if grid.dim() != 3 or grid.shape[1:] != (h * w, in_dim):
+        raise ValueError(f"{name} expects region features (batch, {h * w}, {in_dim}), "
+                         f"got {tuple(grid.shape)}")
+
+
+def _centres(h: int, w: int) -> Tensor:
+    """The centres ``(x, y) ∈ [-1, 1]²`` of an ``h × w`` grid's cells, row by row: ``(h·w, 2)``."""
+    ys, xs = torch.meshgrid((torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w, indexing="ij")
+    return torch.stack([xs.flatten(), ys.flatten()], -1) * 2 - 1
+
+
 class PrefixMapper(nn.Module):
     """Region features ``G`` ``(B, N, C)`` on an ``h × w`` grid → ``k`` visual words per
     layer, ``(B, layers · k, dim)`` (layer-major): the grid is average-pooled to ``k`` cells
@@ -116,9 +130,7 @@ class PrefixMapper(nn.Module):
                              f"(e.g. 1, 4, 16, 64), got {k!r}")
         self.in_dim, self.dim, self.k, self.layers, self.grid_size = in_dim, dim, k, layers, (h, w)
         self.cells = (side, side)
-        ys, xs = torch.meshgrid((torch.arange(side) + 0.5) / side, (torch.arange(side) + 0.5) / side,
-                                indexing="ij")
-        self.register_buffer("xy", torch.stack([xs.flatten(), ys.flatten()], -1) * 2 - 1, persistent=False)
+        self.register_buffer("xy", _centres(side, side), persistent=False)
         if isinstance(hidden, bool) or not isinstance(hidden, int) or hidden < 0:
             raise ValueError(f"hidden must be an int >= 0 (0: one linear map per layer), got {hidden!r}")
         self.hidden = hidden
@@ -127,10 +139,8 @@ class PrefixMapper(nn.Module):
         self.maps = nn.ModuleList([nn.Linear(hidden or in_dim + 2, dim) for _ in range(layers)])
 
     def forward(self, grid: Tensor) -> Tensor:
+        _check_regions("PrefixMapper", grid, self.grid_size, self.in_dim)
         h, w = self.grid_size
-        if grid.dim() != 3 or grid.shape[1:] != (h * w, self.in_dim):
-            raise ValueError(f"PrefixMapper expects region features (batch, {h * w}, {self.in_dim}), "
-                             f"got {tuple(grid.shape)}")
         b = grid.shape[0]
         cells = F.adaptive_avg_pool2d(grid.transpose(1, 2).reshape(b, self.in_dim, h, w), self.cells)
         g = torch.cat([cells.flatten(2).transpose(1, 2), self.xy.to(grid.dtype).expand(b, self.k, 2)], -1)
@@ -159,8 +169,7 @@ class QueryMapper(nn.Module):
         h, w = grid_size
         self.in_dim, self.dim, self.k, self.layers = in_dim, dim, k, layers
         self.grid_size, self.hidden = (h, w), hidden
-        ys, xs = torch.meshgrid((torch.arange(h) + 0.5) / h, (torch.arange(w) + 0.5) / w, indexing="ij")
-        self.register_buffer("xy", torch.stack([xs.flatten(), ys.flatten()], -1) * 2 - 1, persistent=False)
+        self.register_buffer("xy", _centres(h, w), persistent=False)
         self.norm = nn.LayerNorm(in_dim + 2)
         self.proj = nn.Linear(in_dim + 2, hidden)
         self.queries = nn.Parameter(torch.randn(k, hidden) * hidden ** -0.5)
@@ -169,10 +178,8 @@ class QueryMapper(nn.Module):
         self.maps = nn.ModuleList([nn.Linear(hidden, dim) for _ in range(layers)])
 
     def forward(self, grid: Tensor) -> Tensor:
+        _check_regions("QueryMapper", grid, self.grid_size, self.in_dim)
         h, w = self.grid_size
-        if grid.dim() != 3 or grid.shape[1:] != (h * w, self.in_dim):
-            raise ValueError(f"QueryMapper expects region features (batch, {h * w}, {self.in_dim}), "
-                             f"got {tuple(grid.shape)}")
         b = grid.shape[0]
         r = self.proj(self.norm(torch.cat([grid, self.xy.to(grid.dtype).expand(b, h * w, 2)], -1)))
         q = self.queries.to(grid.dtype).expand(b, self.k, self.hidden)

@@ -20,22 +20,26 @@ notebook cell with it to play. Its logic is a plain function of the control valu
 * ``alignment_explorer`` -- an utterance's CTC posteriors, the decoded string (greedy / prefix
   beam) and the forced alignment against the true digit boundaries (chapter 12)
 * ``vqa_explorer``       -- an image and a question (chosen or typed) → the answer distribution
-  and the attention over the image patches (chapter 13; not yet in the gallery)
+  and the attention over the image patches (chapter 13)
+* ``generation_explorer`` -- a caption (chosen or typed), temperature and guidance → sampled
+  scenes and the judge's verdict on each (chapter 14)
 """
 
 from mmcourse.widgets.alignment import alignment_explorer
 from mmcourse.widgets.attention import attention_explorer, record_attention
 from mmcourse.widgets.decoding import decoding_explorer
 from mmcourse.widgets.fusion import fusion_explorer
+from mmcourse.widgets.generation import generation_explorer
 from mmcourse.widgets.quality import quality_explorer
 from mmcourse.widgets.retrieval import retrieval_explorer
 from mmcourse.widgets.softmax import softmax_explorer, softmax_with_temperature
-from mmcourse.widgets.vqa import answer_question, vqa_explorer  # noqa: F401  (chapter 13: not in the gallery yet)
+from mmcourse.widgets.vqa import answer_question, vqa_explorer
 from mmcourse.widgets.zero_shot import zero_shot_explorer
 
-__all__ = ["Explorer", "alignment_explorer", "attention_explorer", "decoding_explorer", "fusion_explorer",
-           "quality_explorer", "record_attention", "retrieval_explorer", "softmax_explorer",
-           "softmax_with_temperature", "zero_shot_explorer"]
+__all__ = ["Explorer", "alignment_explorer", "answer_question", "attention_explorer", "decoding_explorer",
+           "fusion_explorer", "generation_explorer", "quality_explorer", "record_attention",
+           "retrieval_explorer", "softmax_explorer", "softmax_with_temperature", "vqa_explorer",
+           "zero_shot_explorer"]
 
 
 def __getattr__(name: str):
