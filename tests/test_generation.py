@@ -373,6 +373,15 @@ def test_judge_report_verdicts():
     assert judge_report(_Oracle(want), torch.zeros(3, 3, 32, 32), want)["caption"] == 1.0
 
 
+def test_judge_report_scores_colour_and_kind_alone():
+    want = ["a small red circle", "a small red circle", "a small red circle", "a small red circle"]
+    read = ["a small red square", "a small blue circle", "a large red circle",
+            "a small red circle above a small red circle"]
+    r = judge_report(_Oracle(read), torch.zeros(4, 3, 32, 32), want)
+    assert r["colour"] == pytest.approx(2 / 4) and r["kind"] == pytest.approx(2 / 4)   # two objects: wrong
+    assert r["colour_kind"] == pytest.approx(1 / 4)
+
+
 @pytest.mark.slow
 def test_attribute_judge_learns_from_real_scenes():
     data = load_shapes(3000, 200, 300, image_size=32, seed=5)
@@ -512,3 +521,55 @@ def test_factorised_text_to_image_is_a_distribution_over_codes_from_two_heads():
     cached = torch.stack([step(c) for c in inputs.T], 1)
     assert torch.allclose(cached, m.code_logits(inputs, m.encode_text(text)), atol=1e-4)
     assert m.generate(text, guidance=3.0, generator=torch.Generator().manual_seed(0)).max() < 16
+
+
+def test_factorised_loss_is_the_cross_entropy_of_its_code_distribution():
+    """The two-head loss (colour CE + pattern CE on object codes) equals the mean cross-entropy
+    of the ``1 + C K`` code log-probabilities it returns, and its gradient reaches both heads."""
+    torch.manual_seed(0)
+    m = FactorisedTextToImage(20, colours=3, patterns=5, grid=4, dim=16, heads=2, layers=1).eval()
+    text = torch.tensor([[1, 4, 5, 7, 13, 2]] * 3)
+    codes = torch.randint(0, 16, (3, 16))
+    codes[0, :6] = 0                                        # background codes too
+    out = m({"text": text, "codes": codes})
+    assert torch.allclose(out.loss, F.cross_entropy(out.logits.flatten(0, 1), codes.flatten()), atol=1e-5)
+    out.loss.backward()
+    assert m.head.colour.weight.grad.abs().sum() > 0 and m.head.pattern.weight.grad.abs().sum() > 0
+
+
+def _majority_colour(codes: torch.Tensor, patterns: int) -> list[int]:
+    """The most frequent palette colour among each row's object codes (-1: none)."""
+    out = []
+    for row in codes:
+        fg = row[row > 0]
+        out.append(int(((fg - 1) // patterns).mode().values) if len(fg) else -1)
+    return out
+
+
+def test_factorised_text_to_image_learns_to_read_the_caption():
+    """Trained for a few hundred steps on one-object scenes (their PatchTokenizer codes), the
+    generator reads the caption: the validation loss with the captions is lower than with the
+    null caption by > 0.1 nats/code, and the colour it paints is the caption's in >= 70 % of the
+    samples (chance 1/6; measured: 0.97, loss gap 0.3)."""
+    from mmcourse.data.shapes import COLOUR_NAMES
+    from mmcourse.models.captioning import encode_captions
+    from mmcourse.models.image_tokenizer import PatchTokenizer
+
+    data = load_shapes(1200, 200, 0, image_size=32, max_shapes=1, seed=4)
+    tok = PatchTokenizer(32, patterns=16).fit(data.train.tensors["image"], seed=0)
+    train, val = token_dataset(tok, data.train), token_dataset(tok, data.val)
+    torch.manual_seed(0)
+    model = FactorisedTextToImage(20, colours=6, patterns=16, grid=8, dim=32, heads=2, layers=1,
+                                  p_uncond=0.15)
+    fit(model, train, epochs=8, batch_size=32, lr=3e-3, progress=False)
+    model.eval()
+    with torch.no_grad():
+        cond = model(val.tensors).loss.item()
+        null = model({"text": null_captions(*val.tensors["text"].shape), "codes": val.tensors["codes"]}).loss.item()
+    assert cond < null - 0.1, (cond, null)
+    captions = [f"a large {c} square" for c in COLOUR_NAMES for _ in range(4)]
+    ids = F.pad(encode_captions(captions, shapes_vocab()), (0, 12 - 6))
+    codes = model.generate(ids, guidance=1.0, generator=torch.Generator().manual_seed(0))
+    got = _majority_colour(codes, 16)
+    want = [COLOUR_NAMES.index(c.split()[2]) for c in captions]
+    assert sum(a == b for a, b in zip(got, want)) / len(want) >= 0.7, (got, want)
