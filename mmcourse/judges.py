@@ -222,8 +222,10 @@ def all_single_object_captions() -> list[str]:
 @torch.no_grad()
 def generation_report(generator, tokenizer, judge: AttributeJudge, captions: Sequence[str], vocab, *,
                       samples: int = 1, guidance: float = 1.0, temperature: float = 1.0,
-                      seed: int = 0, dual_encoder=None, batch_size: int = 256) -> dict:
-    """Generate ``samples`` images for each caption (``generator.generate``, seeded), paint them
+                      plausibility: float = 0.0, seed: int = 0, dual_encoder=None,
+                      batch_size: int = 256) -> dict:
+    """Generate ``samples`` images for each caption (``generator.generate``, seeded, with guidance
+    ``w``, temperature and the ``plausibility`` threshold ``α``), paint them
     (``tokenizer.decode``) and judge them: ``judge_report``'s figures (``colour_kind``, ``size``,
     ``relation``, ``caption``), the mean ``clip_score`` (with a ``dual_encoder``), the mean
     ``diversity`` per caption (``samples >= 2``), and ``images`` ``(len(captions), samples, 3, S, S)``."""
@@ -234,8 +236,9 @@ def generation_report(generator, tokenizer, judge: AttributeJudge, captions: Seq
     ids = ids.repeat_interleave(samples, dim=0)
     dev = model_device(generator)
     gen = torch.Generator(device=dev).manual_seed(seed)
+    extra = {"plausibility": plausibility} if plausibility else {}   # only generators that take it
     codes = torch.cat([generator.generate(ids[i:i + batch_size].to(dev), guidance=guidance,
-                                          temperature=temperature, generator=gen).cpu()
+                                          temperature=temperature, generator=gen, **extra).cpu()
                        for i in range(0, len(ids), batch_size)])
     images = torch.cat([tokenizer.decode(codes[i:i + batch_size].to(model_device(tokenizer))).cpu()
                         for i in range(0, len(codes), batch_size)])

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from mmcourse.data.base import ModalDataset, check_batch
 from mmcourse.data.text import Vocab
 from mmcourse.models.attention import TransformerBlock
-from mmcourse.models.guidance import guided_logits, sample_next
+from mmcourse.models.guidance import guided_logits, plausible, sample_next
 from mmcourse.models.output import ModelOutput
 from mmcourse.tensors import check_token_ids
 
@@ -123,10 +123,12 @@ class TextToImage(nn.Module):
 
     @torch.no_grad()
     def generate(self, captions: Tensor, guidance: float = 1.0, temperature: float = 1.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+                 top_k: int | None = None, generator: torch.Generator | None = None,
+                 plausibility: float = 0.0) -> Tensor:
         """Codes ``(B, grid²)`` sampled for caption ids ``(B, L)``: ``c_t ~ softmax(ℓ_w / τ)``
         with ``ℓ_w = ℓ_u + w (ℓ_c − ℓ_u)`` (``guidance = w``; 1: no guidance, the
-        unconditional pass is skipped). ``temperature = 0`` takes the argmax."""
+        unconditional pass is skipped). ``temperature = 0`` takes the argmax. ``plausibility =
+        α > 0``: only codes with ``p_c >= α max p_c`` may be drawn (``guidance.plausible``)."""
         self._check_text(captions)
         guided = guidance != 1
         b = len(captions)
@@ -137,8 +139,10 @@ class TextToImage(nn.Module):
         codes = torch.full((len(text), 1), self.bos, dtype=torch.long, device=captions.device)
         for _ in range(self.n_codes):
             logits = step(codes[:, -1]).float()
+            cond = logits[:b]
             if guided:
-                logits = guided_logits(logits[:b], logits[b:], guidance)
+                logits = guided_logits(cond, logits[b:], guidance)
+            logits = plausible(logits, cond, plausibility)
             nxt = sample_next(logits, temperature, top_k, generator)
             codes = torch.cat([codes, nxt.repeat(2 if guided else 1)[:, None]], dim=1)
         return codes[:b, 1:]
