@@ -513,6 +513,9 @@ def test_generation_explorer_updates_and_reports_bad_captions():
     state = ex.update(caption="a large blue square above a small red cross", guidance=0.0, temperature=0.5)
     assert state["caption"] == "a large blue square above a small red cross" and len(state["read"]) == 3
     assert 0 <= state["colour_kind"] <= 1 and "judge" in state["html"]
+    constrained = generation_explorer(t2i, vq, AttributeJudge(32, width=8, features=16), shapes_vocab(),
+                                      ["a small red circle"], samples=2, plausibility=0.1)
+    assert "α = 0.1" in constrained.update(guidance=3.0)["html"]
     state = ex.update(typed="a purple circle")
     assert "error" in state and "purple" in state["error"]
     assert ex.update(typed="").get("error") is None
