@@ -38,7 +38,7 @@ from mmcourse.train import fit
 
 #: calibrated on the shipped checkpoints (see benchmarks/bench_generation.py), with margin
 JUDGE_REAL_MIN = 0.9
-CLIP_GAIN_MIN = 0.3   # measured: 0.62 at w = 3 against -0.09 at w = 0
+CLIP_GAIN_MIN = 0.5   # measured: 0.88 at w = 3 (α = 0.05) against -0.05 at w = 0
 
 
 @pytest.fixture(scope="module")
@@ -485,18 +485,24 @@ def test_shipped_judge_reads_real_scenes(real_scenes):
 
 
 def test_shipped_generator_draws_what_guidance_asks_for():
-    """Guided samples of one-object captions agree with their captions (CLIP score, judge) far
-    more than samples that ignore the caption (w = 0)."""
+    """One-object captions: without the caption (w = 0) almost nothing matches; without guidance
+    (w = 1) most samples do; guidance under the plausibility constraint (w = 3, α = 0.05, chosen on
+    validation) reaches the issue's 0.9 (measured on the test protocol: 0.021 / 0.891 / 0.984 at 4
+    samples, see benchmarks/bench_generation.py), and its CLIP score is far above w = 0's."""
     from mmcourse.data.shapes import shapes_vocab
     from mmcourse.judges import CaptionerJudge, all_single_object_captions, generation_report
-    t2i, vq = pretrained.load("gen_t2i"), PaletteTokenizer()
+    t2i, vq = pretrained.load("gen_t2i"), pretrained.load("gen_tokenizer")
+    assert pretrained.metadata("gen_t2i")["tokenizer"] == "gen_tokenizer"
     judge = CaptionerJudge(pretrained.load("gen_captioner08"))
     clip = pretrained.load("gen_clip")
     caps = all_single_object_captions()
-    guided = generation_report(t2i, vq, judge, caps, shapes_vocab(), guidance=3.0, seed=0, dual_encoder=clip)
-    blind = generation_report(t2i, vq, judge, caps, shapes_vocab(), guidance=0.0, seed=0, dual_encoder=clip)
+    report = {(w, a): generation_report(t2i, vq, judge, caps, shapes_vocab(), samples=2, guidance=w,
+                                        plausibility=a, seed=0, dual_encoder=clip)
+              for w, a in ((0.0, 0.0), (1.0, 0.0), (3.0, 0.05))}
+    blind, plain, guided = report[0.0, 0.0], report[1.0, 0.0], report[3.0, 0.05]
+    assert blind["colour_kind"] < 0.1 and plain["colour_kind"] > 0.8, (blind, plain)
+    assert guided["colour_kind"] > 0.88 and guided["colour"] > 0.95, guided
     assert guided["clip_score"] > blind["clip_score"] + CLIP_GAIN_MIN, (guided, blind)
-    assert guided["colour_kind"] > blind["colour_kind"] and blind["colour_kind"] < 0.15
 
 
 # -- the explorer ------------------------------------------------------------------------------
@@ -588,7 +594,8 @@ def test_factorised_text_to_image_learns_to_read_the_caption():
     model.eval()
     with torch.no_grad():
         cond = model(val.tensors).loss.item()
-        null = model({"text": null_captions(*val.tensors["text"].shape), "codes": val.tensors["codes"]}).loss.item()
+        blank = null_captions(*val.tensors["text"].shape)
+        null = model({"text": blank, "codes": val.tensors["codes"]}).loss.item()
     assert cond < null - 0.03, (cond, null)
     captions = [f"a large {c} square" for c in COLOUR_NAMES for _ in range(4)]
     ids = F.pad(encode_captions(captions, shapes_vocab()), (0, 12 - 6))
