@@ -111,15 +111,16 @@ check("q3", guided_probs)
 #    per row `torch.multinomial(probs, 1, generator=g)` with **one** `g =
 #    torch.Generator().manual_seed(seed)` for the whole loop, and the draw appended to **both**
 #    halves (the unconditional pass must see the same image so far);
-# 4. paint `codes[:B, 1:]` with `PaletteTokenizer(32).decode` (`mmcourse.models.image_tokenizer`)
-#    and judge them: `judge_report(CaptionerJudge(mmcourse.pretrained.load("gen_captioner08")),
-#    images, captions)["colour_kind"]` (`mmcourse.judges`); return it as a float.
+# 4. paint `codes[:B, 1:]` with the chapter's tokenizer (`tokenizer.decode`, the stub loads
+#    `gen_tokenizer`) and judge them:
+#    `judge_report(CaptionerJudge(mmcourse.pretrained.load("gen_captioner08")), images,
+#    captions)["colour_kind"]` (`mmcourse.judges`); return it as a float.
 #
 # Work under `torch.no_grad()` and `torch.set_num_threads(1)` (the grader's sandbox runs one
 # thread; about 2 s a call). Graded within 0.05 of the reference on other seeds, at `w = 0, 1, 2,
 # 3` with `n = 3`. Watch out: appending the draw only to the conditional half, or drawing from
-# the conditional logits alone, gives other scenes. Try `w = 4` too: past a point, guidance
-# stops helping.
+# the conditional logits alone, gives other scenes. Compare `w = 1` and `w = 3`: past a point,
+# plain guidance hurts (f1 asks why).
 
 # %%
 def guided_scene_accuracy(w, n, seed):
@@ -128,11 +129,10 @@ def guided_scene_accuracy(w, n, seed):
     from mmcourse.data.shapes import shapes_vocab
     from mmcourse.judges import CaptionerJudge, all_single_object_captions, judge_report
     from mmcourse.models.captioning import encode_captions
-    from mmcourse.models.image_tokenizer import PaletteTokenizer
     from mmcourse.models.text_to_image import null_captions
 
     torch.set_num_threads(1)
-    t2i = pretrained.load("gen_t2i")
+    t2i, tokenizer = pretrained.load("gen_t2i"), pretrained.load("gen_tokenizer")
     ### BEGIN SOLUTION
     captions = [c for c in all_single_object_captions() for _ in range(n)]
     ids = encode_captions(captions, shapes_vocab())                    # step 1
@@ -147,7 +147,7 @@ def guided_scene_accuracy(w, n, seed):
             probs = guided_probs(logits[:b], logits[b:], w, 1.0).float()
             nxt = torch.multinomial(probs, 1, generator=g)
             codes = torch.cat([codes, nxt.repeat(2, 1)], dim=1)
-        images = PaletteTokenizer(32).decode(codes[:b, 1:])
+        images = tokenizer.decode(codes[:b, 1:])                       # step 4
         judge = CaptionerJudge(pretrained.load("gen_captioner08"))
         return float(judge_report(judge, images, captions)["colour_kind"])
     ### END SOLUTION
@@ -159,27 +159,32 @@ check("q4", guided_scene_accuracy)
 # %% [markdown] free-response f1 2
 # ## f1 (2 points, free response)
 #
-# With guidance the judge reads the caption's colour and kind more often (compare `w = 1`
-# and `w = 3` in q4).
-# Explain why in terms of $\mathrm{softmax}(\ell_w) \propto p_u^{1-w} p_c^{w}$, and say what
-# guidance costs: which of the
-# chapter's other measurements gets worse as `w` grows, and why?
+# Compare `w = 0`, `w = 1` and `w = 3` in q4: the caption is matched almost never without it, most
+# of the time with it, and *less* often again with plain guidance at `w = 3` (the chapter shows
+# broken outlines and stray patches). Explain both in terms of
+# $\mathrm{softmax}(\ell_w) \propto p_u^{1-w} p_c^{w}$, say how the chapter's *plausibility
+# constraint* repairs the second, and what guidance costs: which of the chapter's other
+# measurements gets worse as `w` grows, and why?
 
 # %% [markdown] answer f1
 # At `w = 0` the samples come from the unconditional model, so a one-object caption is matched
 # only by chance (about 1 in 24 colour-kind pairs). Raising `w` multiplies each token's
 # probability by $(p_c / p_u)^{w-1}$: tokens that the caption makes *more* likely than they are
-# a priori (the caption's colour and shape at the object's place) are boosted, the others
-# suppressed, so the image agrees with the caption more often. The cost is diversity: the
-# distribution is sharpened toward the caption's most typical rendering, so samples of one
-# caption become more alike (fewer distinct token grids, smaller pixel distance); at large `w`
-# the extrapolation can also push tokens off the data manifold and create artefacts.
+# a priori are boosted. That ratio is reliable for the tokens the models agree matter (the
+# caption's colour where the object starts) but is mostly noise in the tail, where both models
+# give a token almost no probability and the unconditional one a little less: at `w = 3` such
+# tokens are boosted by the square of a noisy ratio and win now and then, so a patch of the
+# wrong shape breaks an outline or a stray patch becomes a second object. The plausibility
+# constraint draws only among tokens with $p_c \ge \alpha \max p_c$, so guidance re-weights the
+# conditional model's own candidates and can no longer promote the tail. The cost is diversity:
+# the distribution is sharpened toward the caption's most typical rendering, so samples of one
+# caption become more alike (fewer distinct token grids, smaller pixel distance).
 
 # %% [markdown] rubric f1
 # 1 point: explains the boost of tokens with $p_c > p_u$ (ratio or "extrapolates away from the
-# unconditional model"), noting that `w = 0` ignores the caption. 1 point: names the loss of
-# diversity (samples more alike / less varied), with a reason (sharper distribution); mentioning
-# artefacts at large `w` is a plus but not required.
+# unconditional model"), noting that `w = 0` ignores the caption, and why a large `w` promotes
+# unlikely tail tokens (noisy ratios, artefacts) which the constraint excludes. 1 point: names
+# the loss of diversity (samples more alike / less varied), with a reason (sharper distribution).
 
 # %% summary
 check.summary()

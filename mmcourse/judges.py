@@ -6,6 +6,7 @@
   each generated image with the caption the image was generated from:
 
       colour_kind = [n̂ = n  and  (ĉolour_i, k̂ind_i) = (colour_i, kind_i) for every object i]
+      colour, kind = the same with the colours alone / the kinds alone
       size        = [n̂ = n  and  ŝize_i = size_i for every i],   relation = [r̂ = r] (2 objects)
       caption     = [the judge's caption = the caption]  (everything right)
 
@@ -137,8 +138,9 @@ class CaptionerJudge:
 
 def judge_report(judge: AttributeJudge, images: Tensor, captions: Sequence[str]) -> dict:
     """Mean verdicts (see the module docstring) of ``judge`` on ``images`` against the captions
-    they should show: ``colour_kind``, ``size``, ``relation`` (over two-object captions only;
-    NaN if none), ``caption``; ``n``, and ``verdicts``: the per-image dicts."""
+    they should show: ``colour_kind`` (and ``colour``, ``kind`` alone), ``size``, ``relation``
+    (over two-object captions only; NaN if none), ``caption``; ``n``, and ``verdicts``: the
+    per-image dicts."""
     if len(images) != len(captions):
         raise ValueError(f"judge_report needs one caption per image, got {len(images)} images and "
                          f"{len(captions)} captions")
@@ -154,6 +156,8 @@ def judge_report(judge: AttributeJudge, images: Tensor, captions: Sequence[str])
         verdicts.append({
             "read": got,
             "colour_kind": same_n and all(a[1:] == b[1:] for a, b in zip(w_objs, g_objs)),
+            "colour": same_n and all(a[1] == b[1] for a, b in zip(w_objs, g_objs)),
+            "kind": same_n and all(a[2] == b[2] for a, b in zip(w_objs, g_objs)),
             "size": same_n and all(a[0] == b[0] for a, b in zip(w_objs, g_objs)),
             "relation": (same_n and w_rels == g_rels) if len(w_objs) == 2 else None,
             "caption": got == want,
@@ -162,6 +166,8 @@ def judge_report(judge: AttributeJudge, images: Tensor, captions: Sequence[str])
     n = max(len(verdicts), 1)
     return {"n": len(verdicts),
             "colour_kind": sum(v["colour_kind"] for v in verdicts) / n,
+            "colour": sum(v["colour"] for v in verdicts) / n,
+            "kind": sum(v["kind"] for v in verdicts) / n,
             "size": sum(v["size"] for v in verdicts) / n,
             "relation": sum(rel) / len(rel) if rel else float("nan"),
             "caption": sum(v["caption"] for v in verdicts) / n,
@@ -216,8 +222,10 @@ def all_single_object_captions() -> list[str]:
 @torch.no_grad()
 def generation_report(generator, tokenizer, judge: AttributeJudge, captions: Sequence[str], vocab, *,
                       samples: int = 1, guidance: float = 1.0, temperature: float = 1.0,
-                      seed: int = 0, dual_encoder=None, batch_size: int = 256) -> dict:
-    """Generate ``samples`` images for each caption (``generator.generate``, seeded), paint them
+                      plausibility: float = 0.0, seed: int = 0, dual_encoder=None,
+                      batch_size: int = 256) -> dict:
+    """Generate ``samples`` images for each caption (``generator.generate``, seeded, with guidance
+    ``w``, temperature and the ``plausibility`` threshold ``α``), paint them
     (``tokenizer.decode``) and judge them: ``judge_report``'s figures (``colour_kind``, ``size``,
     ``relation``, ``caption``), the mean ``clip_score`` (with a ``dual_encoder``), the mean
     ``diversity`` per caption (``samples >= 2``), and ``images`` ``(len(captions), samples, 3, S, S)``."""
@@ -228,14 +236,15 @@ def generation_report(generator, tokenizer, judge: AttributeJudge, captions: Seq
     ids = ids.repeat_interleave(samples, dim=0)
     dev = model_device(generator)
     gen = torch.Generator(device=dev).manual_seed(seed)
+    extra = {"plausibility": plausibility} if plausibility else {}   # only generators that take it
     codes = torch.cat([generator.generate(ids[i:i + batch_size].to(dev), guidance=guidance,
-                                          temperature=temperature, generator=gen).cpu()
+                                          temperature=temperature, generator=gen, **extra).cpu()
                        for i in range(0, len(ids), batch_size)])
     images = torch.cat([tokenizer.decode(codes[i:i + batch_size].to(model_device(tokenizer))).cpu()
                         for i in range(0, len(codes), batch_size)])
     wanted = [c for c in captions for _ in range(samples)]
     report = judge_report(judge, images, wanted)
-    out = {k: report[k] for k in ("n", "colour_kind", "size", "relation", "caption")}
+    out = {k: report[k] for k in ("n", "colour_kind", "colour", "kind", "size", "relation", "caption")}
     if dual_encoder is not None:
         out["clip_score"] = clip_score(dual_encoder, images, ids).mean().item()
     if samples >= 2:

@@ -20,7 +20,7 @@ from mmcourse.judges import (
     judge_report,
 )
 from mmcourse.models import count_parameters
-from mmcourse.models.guidance import guided_logits, sample_next
+from mmcourse.models.guidance import guided_logits, plausible, sample_next
 from mmcourse.models.image_tokenizer import PaletteTokenizer, VQAutoencoder, vector_quantize
 from mmcourse.models.language_model import TinyCausalDecoder
 from mmcourse.models.prefix_captioning import (
@@ -38,7 +38,7 @@ from mmcourse.train import fit
 
 #: calibrated on the shipped checkpoints (see benchmarks/bench_generation.py), with margin
 JUDGE_REAL_MIN = 0.9
-CLIP_GAIN_MIN = 0.3   # measured: 0.62 at w = 3 against -0.09 at w = 0
+CLIP_GAIN_MIN = 0.5   # measured: 0.88 at w = 3 (α = 0.05) against -0.05 at w = 0
 
 
 @pytest.fixture(scope="module")
@@ -328,6 +328,25 @@ def test_generate_without_guidance_is_plain_conditional_sampling_and_guidance_ch
     assert torch.equal(model.generate(captions[:1], 4.0, temperature=0), codes[:, 1:])
 
 
+def test_plausibility_constraint_keeps_the_conditional_models_candidates():
+    """``V_α = {v : p_c(v) >= α max p_c}``: everything else is -inf; α = 0 keeps all; α = 1 keeps
+    the conditional argmax only, so guided sampling under it is greedy conditional decoding."""
+    g = torch.Generator().manual_seed(0)
+    c, u = torch.randn(4, 9, generator=g) * 2, torch.randn(4, 9, generator=g)
+    guided = guided_logits(c, u, 3.0)
+    p = c.softmax(-1)
+    keep = p >= 0.2 * p.amax(-1, keepdim=True)
+    out = plausible(guided, c, 0.2)
+    assert torch.equal(torch.isinf(out), ~keep) and torch.equal(out[keep], guided[keep])
+    assert torch.equal(plausible(guided, c, 0.0), guided)
+    with pytest.raises(ValueError, match="alpha"):
+        plausible(guided, c, 1.5)
+    model = _t2i()
+    captions = torch.tensor([[1, 4, 5, 7, 16, 2, 0, 0, 0, 0, 0, 0]] * 2)
+    only_best = model.generate(captions, 3.0, plausibility=1.0, generator=torch.Generator().manual_seed(0))
+    assert torch.equal(only_best, model.generate(captions, 1.0, temperature=0))
+
+
 def test_caption_dropout_only_while_training():
     model = _t2i()
     model.p_uncond = 0.999
@@ -376,6 +395,15 @@ def test_judge_report_verdicts():
     assert r["size"] == pytest.approx(1 / 3)
     assert r["relation"] == 0.0 and r["caption"] == 0.0
     assert judge_report(_Oracle(want), torch.zeros(3, 3, 32, 32), want)["caption"] == 1.0
+
+
+def test_judge_report_scores_colour_and_kind_alone():
+    want = ["a small red circle", "a small red circle", "a small red circle", "a small red circle"]
+    read = ["a small red square", "a small blue circle", "a large red circle",
+            "a small red circle above a small red circle"]
+    r = judge_report(_Oracle(read), torch.zeros(4, 3, 32, 32), want)
+    assert r["colour"] == pytest.approx(2 / 4) and r["kind"] == pytest.approx(2 / 4)   # two objects: wrong
+    assert r["colour_kind"] == pytest.approx(1 / 4)
 
 
 @pytest.mark.slow
@@ -462,18 +490,24 @@ def test_shipped_judge_reads_real_scenes(real_scenes):
 
 
 def test_shipped_generator_draws_what_guidance_asks_for():
-    """Guided samples of one-object captions agree with their captions (CLIP score, judge) far
-    more than samples that ignore the caption (w = 0)."""
+    """One-object captions: without the caption (w = 0) almost nothing matches; without guidance
+    (w = 1) most samples do; guidance under the plausibility constraint (w = 3, α = 0.05, chosen on
+    validation) reaches the issue's 0.9 (measured on the test protocol: 0.021 / 0.891 / 0.984 at 4
+    samples, see benchmarks/bench_generation.py), and its CLIP score is far above w = 0's."""
     from mmcourse.data.shapes import shapes_vocab
     from mmcourse.judges import CaptionerJudge, all_single_object_captions, generation_report
-    t2i, vq = pretrained.load("gen_t2i"), PaletteTokenizer()
+    t2i, vq = pretrained.load("gen_t2i"), pretrained.load("gen_tokenizer")
+    assert pretrained.metadata("gen_t2i")["tokenizer"] == "gen_tokenizer"
     judge = CaptionerJudge(pretrained.load("gen_captioner08"))
     clip = pretrained.load("gen_clip")
     caps = all_single_object_captions()
-    guided = generation_report(t2i, vq, judge, caps, shapes_vocab(), guidance=3.0, seed=0, dual_encoder=clip)
-    blind = generation_report(t2i, vq, judge, caps, shapes_vocab(), guidance=0.0, seed=0, dual_encoder=clip)
+    report = {(w, a): generation_report(t2i, vq, judge, caps, shapes_vocab(), samples=2, guidance=w,
+                                        plausibility=a, seed=0, dual_encoder=clip)
+              for w, a in ((0.0, 0.0), (1.0, 0.0), (3.0, 0.05))}
+    blind, plain, guided = report[0.0, 0.0], report[1.0, 0.0], report[3.0, 0.05]
+    assert blind["colour_kind"] < 0.1 and plain["colour_kind"] > 0.8, (blind, plain)
+    assert guided["colour_kind"] > 0.88 and guided["colour"] > 0.95, guided
     assert guided["clip_score"] > blind["clip_score"] + CLIP_GAIN_MIN, (guided, blind)
-    assert guided["colour_kind"] > blind["colour_kind"] and blind["colour_kind"] < 0.15
 
 
 # -- the explorer ------------------------------------------------------------------------------
@@ -490,6 +524,9 @@ def test_generation_explorer_updates_and_reports_bad_captions():
     state = ex.update(caption="a large blue square above a small red cross", guidance=0.0, temperature=0.5)
     assert state["caption"] == "a large blue square above a small red cross" and len(state["read"]) == 3
     assert 0 <= state["colour_kind"] <= 1 and "judge" in state["html"]
+    constrained = generation_explorer(t2i, vq, AttributeJudge(32, width=8, features=16), shapes_vocab(),
+                                      ["a small red circle"], samples=2, plausibility=0.1)
+    assert "α = 0.1" in constrained.update(guidance=3.0)["html"]
     state = ex.update(typed="a purple circle")
     assert "error" in state and "purple" in state["error"]
     assert ex.update(typed="").get("error") is None
@@ -517,3 +554,57 @@ def test_factorised_text_to_image_is_a_distribution_over_codes_from_two_heads():
     cached = torch.stack([step(c) for c in inputs.T], 1)
     assert torch.allclose(cached, m.code_logits(inputs, m.encode_text(text)), atol=1e-4)
     assert m.generate(text, guidance=3.0, generator=torch.Generator().manual_seed(0)).max() < 16
+
+
+def test_factorised_loss_is_the_cross_entropy_of_its_code_distribution():
+    """The two-head loss (colour CE + pattern CE on object codes) equals the mean cross-entropy
+    of the ``1 + C K`` code log-probabilities it returns, and its gradient reaches both heads."""
+    torch.manual_seed(0)
+    m = FactorisedTextToImage(20, colours=3, patterns=5, grid=4, dim=16, heads=2, layers=1).eval()
+    text = torch.tensor([[1, 4, 5, 7, 13, 2]] * 3)
+    codes = torch.randint(0, 16, (3, 16))
+    codes[0, :6] = 0                                        # background codes too
+    out = m({"text": text, "codes": codes})
+    assert torch.allclose(out.loss, F.cross_entropy(out.logits.flatten(0, 1), codes.flatten()), atol=1e-5)
+    out.loss.backward()
+    assert m.head.colour.weight.grad.abs().sum() > 0 and m.head.pattern.weight.grad.abs().sum() > 0
+
+
+def _majority_colour(codes: torch.Tensor, patterns: int) -> list[int]:
+    """The most frequent palette colour among each row's object codes (-1: none)."""
+    out = []
+    for row in codes:
+        fg = row[row > 0]
+        out.append(int(((fg - 1) // patterns).mode().values) if len(fg) else -1)
+    return out
+
+
+def test_factorised_text_to_image_learns_to_read_the_caption():
+    """Trained for a few hundred steps on one-object scenes (their PatchTokenizer codes), the
+    generator reads the caption: the validation loss with the captions is lower than with the
+    null caption by > 0.03 nats/code (a mean over 64 codes, most of them background; measured
+    0.055), and the colour it paints is the caption's in >= 70 % of the samples (chance 1/6;
+    measured 1.0)."""
+    from mmcourse.data.shapes import COLOUR_NAMES
+    from mmcourse.models.captioning import encode_captions
+    from mmcourse.models.image_tokenizer import PatchTokenizer
+
+    data = load_shapes(1200, 200, 0, image_size=32, max_shapes=1, seed=4)
+    tok = PatchTokenizer(32, patterns=16).fit(data.train.tensors["image"], seed=0)
+    train, val = token_dataset(tok, data.train), token_dataset(tok, data.val)
+    torch.manual_seed(0)
+    model = FactorisedTextToImage(20, colours=6, patterns=16, grid=8, dim=32, heads=2, layers=1,
+                                  p_uncond=0.15)
+    fit(model, train, epochs=8, batch_size=32, lr=3e-3, progress=False)
+    model.eval()
+    with torch.no_grad():
+        cond = model(val.tensors).loss.item()
+        blank = null_captions(*val.tensors["text"].shape)
+        null = model({"text": blank, "codes": val.tensors["codes"]}).loss.item()
+    assert cond < null - 0.03, (cond, null)
+    captions = [f"a large {c} square" for c in COLOUR_NAMES for _ in range(4)]
+    ids = F.pad(encode_captions(captions, shapes_vocab()), (0, 12 - 6))
+    codes = model.generate(ids, guidance=1.0, generator=torch.Generator().manual_seed(0))
+    got = _majority_colour(codes, 16)
+    want = [COLOUR_NAMES.index(c.split()[2]) for c in captions]
+    assert sum(a == b for a, b in zip(got, want)) / len(want) >= 0.7, (got, want)

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 from mmcourse.data.base import ModalDataset, check_batch
 from mmcourse.data.text import Vocab
 from mmcourse.models.attention import TransformerBlock
-from mmcourse.models.guidance import guided_logits, sample_next
+from mmcourse.models.guidance import guided_logits, plausible, sample_next
 from mmcourse.models.output import ModelOutput
 from mmcourse.tensors import check_token_ids
 
@@ -89,33 +89,46 @@ class TextToImage(nn.Module):
         x, _ = self.text_block(self.text_embed(tokens) + self.text_pos[: tokens.shape[1]], mask=mask)
         return x, mask
 
-    def code_logits(self, inputs: Tensor, text: tuple[Tensor, Tensor]) -> Tensor:
-        """Logits ``(B, T, codebook_size)`` of the next code after each prefix of ``inputs``
-        ``(B, T)`` (``<bos>`` first), given ``encode_text``'s output."""
+    def code_states(self, inputs: Tensor, text: tuple[Tensor, Tensor]) -> Tensor:
+        """The final normalised states ``(B, T, dim)`` after each prefix of ``inputs`` ``(B, T)``
+        (``<bos>`` first), given ``encode_text``'s output; ``head`` turns them into logits."""
         states, mask = text
         x = self.code_embed(inputs) + self.code_pos[: inputs.shape[1]]
         for block in self.blocks:
             x, _ = block(x, context=states, causal=True, context_mask=mask)
-        return self.head(self.norm(x))
+        return self.norm(x)
 
-    def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
-        check_batch(batch, {"text": (None,), "codes": (self.n_codes,)}, "TextToImage")
+    def code_logits(self, inputs: Tensor, text: tuple[Tensor, Tensor]) -> Tensor:
+        """Logits ``(B, T, codebook_size)`` of the next code after each prefix of ``inputs``
+        ``(B, T)`` (``<bos>`` first), given ``encode_text``'s output."""
+        return self.head(self.code_states(inputs, text))
+
+    def _inputs_and_text(self, batch: Mapping[str, Tensor]) -> tuple[Tensor, Tensor, Tensor]:
+        """``(tokens, inputs, codes)``: the captions (the null caption for a ``p_uncond`` share of
+        them while training) and the shifted input ``<bos>, c_1 .. c_{n-1}`` of the codes."""
+        check_batch(batch, {"text": (None,), "codes": (self.n_codes,)}, type(self).__name__)
         tokens, codes = batch["text"], batch["codes"]
-        check_token_ids(codes, self.codebook_size, "TextToImage (codes)")
+        check_token_ids(codes, self.codebook_size, f"{type(self).__name__} (codes)")
         if self.training and self.p_uncond > 0:                   # caption dropout for guidance
             drop = torch.rand(len(tokens), device=tokens.device) < self.p_uncond
             tokens = torch.where(drop[:, None], null_captions(*tokens.shape, device=tokens.device), tokens)
         inputs = torch.cat([torch.full_like(codes[:, :1], self.bos), codes[:, :-1]], dim=1)
+        return tokens, inputs, codes
+
+    def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
+        tokens, inputs, codes = self._inputs_and_text(batch)
         logits = self.code_logits(inputs, self.encode_text(tokens))
         loss = F.cross_entropy(logits.flatten(0, 1).float(), codes.flatten())
         return ModelOutput(logits=logits, loss=loss)
 
     @torch.no_grad()
     def generate(self, captions: Tensor, guidance: float = 1.0, temperature: float = 1.0,
-                 top_k: int | None = None, generator: torch.Generator | None = None) -> Tensor:
+                 top_k: int | None = None, generator: torch.Generator | None = None,
+                 plausibility: float = 0.0) -> Tensor:
         """Codes ``(B, grid²)`` sampled for caption ids ``(B, L)``: ``c_t ~ softmax(ℓ_w / τ)``
         with ``ℓ_w = ℓ_u + w (ℓ_c − ℓ_u)`` (``guidance = w``; 1: no guidance, the
-        unconditional pass is skipped). ``temperature = 0`` takes the argmax."""
+        unconditional pass is skipped). ``temperature = 0`` takes the argmax. ``plausibility =
+        α > 0``: only codes with ``p_c >= α max p_c`` may be drawn (``guidance.plausible``)."""
         self._check_text(captions)
         guided = guidance != 1
         b = len(captions)
@@ -126,8 +139,10 @@ class TextToImage(nn.Module):
         codes = torch.full((len(text), 1), self.bos, dtype=torch.long, device=captions.device)
         for _ in range(self.n_codes):
             logits = step(codes[:, -1]).float()
+            cond = logits[:b]
             if guided:
-                logits = guided_logits(logits[:b], logits[b:], guidance)
+                logits = guided_logits(cond, logits[b:], guidance)
+            logits = plausible(logits, cond, plausibility)
             nxt = sample_next(logits, temperature, top_k, generator)
             codes = torch.cat([codes, nxt.repeat(2 if guided else 1)[:, None]], dim=1)
         return codes[:b, 1:]
@@ -203,11 +218,18 @@ class _FactorisedHead(nn.Module):
         self.colour = nn.Linear(dim, colours + 1)
         self.pattern = nn.Linear(dim, patterns)
 
-    def forward(self, h: Tensor) -> Tensor:
-        col = self.colour(h).float().log_softmax(-1)
-        pat = self.pattern(h).float().log_softmax(-1)
+    def parts(self, h: Tensor) -> tuple[Tensor, Tensor]:
+        """``(log p_col (…, C + 1), log p_pat (…, K))``."""
+        return self.colour(h).float().log_softmax(-1), self.pattern(h).float().log_softmax(-1)
+
+    @staticmethod
+    def combine(col: Tensor, pat: Tensor) -> Tensor:
+        """The ``1 + C K`` code log-probabilities from the two heads' log-probabilities."""
         shapes = (col[..., 1:, None] + pat[..., None, :]).flatten(-2)     # 1 + K · colour + pattern
         return torch.cat([col[..., :1], shapes], -1)
+
+    def forward(self, h: Tensor) -> Tensor:
+        return self.combine(*self.parts(h))
 
 
 class FactorisedTextToImage(TextToImage):
@@ -226,3 +248,19 @@ class FactorisedTextToImage(TextToImage):
         self.colours, self.patterns = colours, patterns
         self.code_embed = _FactorisedCodes(colours, patterns, dim)
         self.head = _FactorisedHead(dim, colours, patterns)
+
+    def forward(self, batch: Mapping[str, Tensor]) -> ModelOutput:
+        """The same loss as ``TextToImage``'s, ``mean_t −log p(c_t | ·)``, computed from the two heads:
+        ``−log p(c) = −log p_col(colour(c)) − [c ≠ 0] log p_pat(pattern(c))`` (the ``1 + C K``
+        outer sum is built for ``logits`` only, without gradient: far cheaper to train)."""
+        tokens, inputs, codes = self._inputs_and_text(batch)
+        col, pat = self.head.parts(self.code_states(inputs, self.encode_text(tokens)))
+        fg = codes > 0
+        colour = torch.where(fg, 1 + (codes - 1) // self.patterns, 0)
+        pattern = torch.where(fg, (codes - 1) % self.patterns, -100)
+        loss = (F.cross_entropy(col.flatten(0, 1), colour.flatten(), reduction="sum")
+                + F.cross_entropy(pat.flatten(0, 1), pattern.flatten(), reduction="sum", ignore_index=-100)
+                ) / codes.numel()
+        with torch.no_grad():
+            logits = self.head.combine(col, pat)
+        return ModelOutput(logits=logits, loss=loss)

@@ -26,9 +26,10 @@ if TYPE_CHECKING:
 
 
 def generation_explorer(generator, tokenizer, judge, vocab: Vocab, captions: Sequence[str], *,
-                        samples: int = 6, seed: int = 0) -> Explorer:
+                        samples: int = 6, seed: int = 0, plausibility: float = 0.0) -> Explorer:
     """Explore ``TextToImage`` sampling: pick one of ``captions`` or type one, move the
-    temperature ``τ`` and the guidance ``w``; see ``samples`` images and the judge's verdicts."""
+    temperature ``τ`` and the guidance ``w``; see ``samples`` images and the judge's verdicts.
+    ``plausibility``: guidance's plausibility threshold ``α`` (fixed; 0: plain guidance)."""
     import ipywidgets as widgets
 
     from mmcourse.judges import judge_report
@@ -49,8 +50,9 @@ def generation_explorer(generator, tokenizer, judge, vocab: Vocab, captions: Seq
                                  f"{generator.text_len}")
             ids = torch.nn.functional.pad(ids, (0, generator.text_len - ids.shape[1])).to(dev)
             gen = torch.Generator(device=dev).manual_seed(draw_seed)
+            extra = {"plausibility": plausibility} if plausibility else {}
             codes = generator.generate(ids.expand(samples, -1), guidance=guidance,
-                                       temperature=temperature, generator=gen)
+                                       temperature=temperature, generator=gen, **extra)
             with torch.no_grad():
                 images = tokenizer.decode(codes).cpu()
             cache[key] = (images, judge_report(judge, images, [caption] * samples))
@@ -88,7 +90,8 @@ def generation_explorer(generator, tokenizer, judge, vocab: Vocab, captions: Seq
             ok = v["colour_kind"] and v["relation"] is not False
             ax.set_title("✓ matches" if ok else "✗ " + ("relation" if v["colour_kind"] else "objects"),
                          fontsize=9, color="tab:green" if ok else "tab:red")
-        lines = [f"<b>{html.escape(text)}</b> — τ = {temperature:.1f}, w = {guidance:.1f}",
+        lines = [f"<b>{html.escape(text)}</b> — τ = {temperature:.1f}, w = {guidance:.1f}"
+                 + (f", plausibility α = {plausibility:g}" if plausibility else ""),
                  f"judge: colour and kind right in {report['colour_kind']:.0%} of the samples, sizes "
                  f"{report['size']:.0%}" + ("" if np.isnan(report["relation"])
                                             else f", relation {report['relation']:.0%}"),
