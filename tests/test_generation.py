@@ -259,6 +259,20 @@ def test_patch_tokenizer_fits_patterns_keeps_colours_and_soft_edges():
         tok.encode(torch.zeros(2, 3, 16, 16))
 
 
+@pytest.mark.parametrize("make", [lambda: VQAutoencoder(32, codebook_size=16, code_dim=4, width=8),
+                                  lambda: PaletteTokenizer(32)], ids=["VQAutoencoder", "PaletteTokenizer"])
+def test_tokenizers_name_themselves_and_what_they_expect(make):
+    tok = make()
+    name = type(tok).__name__
+    with pytest.raises(ValueError, match=rf"{name}\.decode expects codes \(batch, 64\) int, got \(2, 63\)"):
+        tok.decode(torch.zeros(2, 63, dtype=torch.long))
+    with pytest.raises(ValueError, match=rf"{name}\.decode expects codes \(batch, 64\) int, got \(2, 64\)"):
+        tok.decode(torch.zeros(2, 64))                        # float codes
+    expected = rf"{name} expects images \(batch, 3, 32, 32\), got \(2, 3, 28, 28\)"
+    with pytest.raises(ValueError, match=expected):
+        tok.encode(torch.rand(2, 3, 28, 28))
+
+
 @pytest.mark.slow
 def test_vq_autoencoder_learns_to_reconstruct(shapes):
     torch.manual_seed(0)

@@ -38,6 +38,24 @@ from mmcourse.tensors import check_float
 __all__ = ["PaletteTokenizer", "PatchTokenizer", "VQAutoencoder", "vector_quantize"]
 
 
+def _check_images(name: str, images: Tensor, size: int) -> None:
+    """Images must be ``(batch, 3, size, size)``; say so, naming the tokenizer, if not."""
+    if not isinstance(images, Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != (3, size, size):
+        got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
+        raise ValueError(f"{name} expects images (batch, 3, {size}, {size}), got {got}")
+
+
+def _check_codes(name: str, codes: Tensor, n_codes: int, codebook_size: int) -> None:
+    """Tokens must be integer ``(batch, n_codes)`` in ``[0, codebook_size)``."""
+    if not isinstance(codes, Tensor) or codes.dim() != 2 or codes.shape[1] != n_codes \
+            or codes.is_floating_point():
+        got = tuple(codes.shape) if isinstance(codes, Tensor) else type(codes).__name__
+        raise ValueError(f"{name}.decode expects codes (batch, {n_codes}) int, got {got}")
+    if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= codebook_size):
+        raise ValueError(f"codes must lie in [0, {codebook_size}), got "
+                         f"[{int(codes.min())}, {int(codes.max())}]")
+
+
 def vector_quantize(z: Tensor, codebook: Tensor) -> tuple[Tensor, Tensor]:
     """Nearest codebook entry of each vector: ``z`` ``(..., D)``, ``codebook`` ``(K, D)`` →
     ``(codes (...) int64, e_codes (..., D))`` with ``codes = argmin_k ||z − e_k||²``."""
@@ -75,11 +93,7 @@ class VQAutoencoder(nn.Module):
         self.register_buffer("usage", torch.zeros(codebook_size), persistent=False)
 
     def _check(self, images: Tensor) -> None:
-        want = (3, self.image_size, self.image_size)
-        if not isinstance(images, Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != want:
-            got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-            raise ValueError(f"VQAutoencoder expects images (batch, 3, {self.image_size}, "
-                             f"{self.image_size}), got {got}")
+        _check_images("VQAutoencoder", images, self.image_size)
         check_float(images, "VQAutoencoder (images in [0, 1])", like=self.codebook)
 
     def _latents(self, images: Tensor) -> Tensor:
@@ -105,13 +119,7 @@ class VQAutoencoder(nn.Module):
 
     def decode(self, codes: Tensor) -> Tensor:
         """Images ``(B, 3, S, S)`` in [0, 1] painted from tokens ``(B, g²)``."""
-        if not isinstance(codes, Tensor) or codes.dim() != 2 or codes.shape[1] != self.grid ** 2 \
-                or codes.is_floating_point():
-            got = tuple(codes.shape) if isinstance(codes, Tensor) else type(codes).__name__
-            raise ValueError(f"VQAutoencoder.decode expects codes (batch, {self.grid ** 2}) int, got {got}")
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
-            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got "
-                             f"[{int(codes.min())}, {int(codes.max())}]")
+        _check_codes("VQAutoencoder", codes, self.grid ** 2, self.codebook_size)
         z = self.codebook[codes].view(len(codes), self.grid, self.grid, self.code_dim)
         return self.decoder(z.permute(0, 3, 1, 2)).clamp(0, 1)
 
@@ -181,11 +189,7 @@ class PaletteTokenizer(nn.Module):
         self.register_buffer("palette", torch.tensor(list(COLOURS.values()), dtype=torch.float32))
 
     def _check(self, images: Tensor) -> None:
-        want = (3, self.image_size, self.image_size)
-        if not isinstance(images, Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != want:
-            got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-            raise ValueError(f"PaletteTokenizer expects images (batch, 3, {self.image_size}, "
-                             f"{self.image_size}), got {got}")
+        _check_images("PaletteTokenizer", images, self.image_size)
 
     @torch.no_grad()
     def encode(self, images: Tensor, batch_size: int = 0) -> Tensor:
@@ -204,14 +208,7 @@ class PaletteTokenizer(nn.Module):
 
     def decode(self, codes: Tensor) -> Tensor:
         """Images ``(B, 3, S, S)`` painted from tokens ``(B, g²)``."""
-        if not isinstance(codes, Tensor) or codes.dim() != 2 or codes.shape[1] != self.grid ** 2 \
-                or codes.is_floating_point():
-            got = tuple(codes.shape) if isinstance(codes, Tensor) else type(codes).__name__
-            raise ValueError(f"PaletteTokenizer.decode expects codes (batch, {self.grid ** 2}) int, "
-                             f"got {got}")
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
-            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got "
-                             f"[{int(codes.min())}, {int(codes.max())}]")
+        _check_codes("PaletteTokenizer", codes, self.grid ** 2, self.codebook_size)
         b, g = len(codes), self.grid
         colour = (codes - 1).clamp(min=0) // 15
         mask = torch.where(codes > 0, (codes - 1) % 15 + 1, 0)
@@ -266,11 +263,7 @@ class PatchTokenizer(nn.Module):
         self.register_buffer("codebook", torch.zeros(patterns, 16))   # A_1 .. A_K, set by fit()
 
     def _check(self, images: Tensor) -> None:
-        want = (3, self.image_size, self.image_size)
-        if not isinstance(images, Tensor) or images.dim() != 4 or tuple(images.shape[1:]) != want:
-            got = tuple(images.shape) if isinstance(images, Tensor) else type(images).__name__
-            raise ValueError(f"PatchTokenizer expects images (batch, 3, {self.image_size}, "
-                             f"{self.image_size}), got {got}")
+        _check_images("PatchTokenizer", images, self.image_size)
 
     def _colour_coverage(self, images: Tensor) -> tuple[Tensor, Tensor]:
         """Palette colour ``(B, g²)`` and coverage ``(B, g², 16)`` of every patch."""
@@ -313,13 +306,7 @@ class PatchTokenizer(nn.Module):
 
     def decode(self, codes: Tensor) -> Tensor:
         """Images ``(B, 3, S, S)`` painted from tokens ``(B, g²)``."""
-        if not isinstance(codes, Tensor) or codes.dim() != 2 or codes.shape[1] != self.grid ** 2 \
-                or codes.is_floating_point():
-            got = tuple(codes.shape) if isinstance(codes, Tensor) else type(codes).__name__
-            raise ValueError(f"PatchTokenizer.decode expects codes (batch, {self.grid ** 2}) int, got {got}")
-        if codes.numel() and (int(codes.min()) < 0 or int(codes.max()) >= self.codebook_size):
-            raise ValueError(f"codes must lie in [0, {self.codebook_size}), got "
-                             f"[{int(codes.min())}, {int(codes.max())}]")
+        _check_codes("PatchTokenizer", codes, self.grid ** 2, self.codebook_size)
         b, g = len(codes), self.grid
         colour = (codes - 1).clamp(min=0) // self.patterns
         cover = self.codebook[(codes - 1).clamp(min=0) % self.patterns] * (codes > 0)[..., None]
