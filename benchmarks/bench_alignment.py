@@ -195,14 +195,30 @@ def template_der(strings, per_digit: int) -> float:
     return jiwer.wer(strings.test.meta["text"], hyps)
 
 
-def train(strings, epochs: int, seed: int, dropout: float, augment) -> tuple[CTCRecognizer, float]:
+def train(strings, epochs: int, seed: int, dropout: float, augment,
+          cmvn: bool = False) -> tuple[CTCRecognizer, float]:
     seed_everything(seed)
     model = CTCRecognizer(channels=64, conv_layers=4, rnn=False, norm=True, dropout=dropout,
-                          augment=augment)
+                          augment=augment, cmvn=cmvn)
     start = time.perf_counter()
     fit(model, strings.train, strings.val, epochs=epochs, lr=3e-3, batch_size=16, seed=seed,
         desc="CTCRecognizer")
     return model, time.perf_counter() - start
+
+
+def validation_report(args) -> None:
+    """Train on the clean training voices; the validation voices' digit error rate, overall and per voice."""
+    clean = load_digit_strings(seed=args.seed, extra_train=args.extra_train)
+    model, seconds = train(clean, args.epochs, args.seed, args.dropout, tuple(args.augment), args.cmvn)
+    lp, lengths = posteriors(model, clean.val)
+    hyps = [digits_to_text(h) for h in greedy_decode(lp, lengths, blank=BLANK)]
+    refs, voices = clean.val.meta["text"], clean.val.meta["speaker"]
+    print(f"\nclean: trained in {seconds:.0f} s")
+    print("  digit error rate, validation voices:",
+          ", ".join(f"{k} {x:.2%}" for k, x in der_of(model, clean.val).items()))
+    per = {v: jiwer.wer([r for r, w in zip(refs, voices) if w == v],
+                        [h for h, w in zip(hyps, voices) if w == v]) for v in sorted(set(voices))}
+    print("  per validation voice (greedy):", ", ".join(f"{v} {x:.1%}" for v, x in per.items()))
 
 
 def main() -> None:
@@ -214,24 +230,36 @@ def main() -> None:
     parser.add_argument("--augment", type=int, nargs=3, default=(2, 4, 5),
                         metavar=("SHIFT", "FMASK", "TMASK"),
                         help="CTCRecognizer(augment=...): band shift, frequency mask, time mask")
+    parser.add_argument("--cmvn", action=argparse.BooleanOptionalAction, default=False,
+                        help="CTCRecognizer(cmvn=...): per-utterance, per-band mean/variance normalisation")
+    parser.add_argument("--extra-train", type=int, default=0,
+                        help="load_digit_strings(extra_train=...): more strings by the training voices")
+    parser.add_argument("--validation-only", action="store_true",
+                        help="train the clean recogniser and print its digit error rate on the "
+                             "validation voices only (overall and per voice): the mode that chooses the "
+                             "recipe; the test split is not decoded")
     parser.add_argument("--noisy-augment", type=int, nargs=3, default=(0, 0, 0),
                         metavar=("SHIFT", "FMASK", "TMASK"), help="the same, for the noisy recogniser")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), seed {args.seed}, {args.epochs} epochs, "
-          f"dropout {args.dropout}, augment {tuple(args.augment)} (noisy {tuple(args.noisy_augment)})")
+          f"dropout {args.dropout}, augment {tuple(args.augment)} (noisy {tuple(args.noisy_augment)}), "
+          f"cmvn {args.cmvn}, extra training strings {args.extra_train}")
 
+    if args.validation_only:
+        validation_report(args)
+        return
     start = time.perf_counter()
     v, g = ctc_agreement()
     print(f"\nCTC loss vs F.ctc_loss, 60 random cases x 2 reductions: max relative difference "
           f"value {v:.1e}, gradient {g:.1e} (target <= 1e-4)  [{time.perf_counter() - start:.1f} s]")
 
-    clean = load_digit_strings(seed=args.seed)
-    noisy = load_digit_strings(seed=args.seed, snr_db=NOISY_SNR_DB)
+    clean = load_digit_strings(seed=args.seed, extra_train=args.extra_train)
+    noisy = load_digit_strings(seed=args.seed, snr_db=NOISY_SNR_DB, extra_train=args.extra_train)
     print(f"data: {len(clean.train)} / {len(clean.val)} / {len(clean.test)} strings, "
           f"voices {clean.info['voices']}")
 
-    model, seconds = train(clean, args.epochs, args.seed, args.dropout, tuple(args.augment))
+    model, seconds = train(clean, args.epochs, args.seed, args.dropout, tuple(args.augment), args.cmvn)
     print(f"\nclean: trained in {seconds:.0f} s")
     clean_der = der_of(model, clean.test)
     print("  digit error rate, clean test (held-out voices):",
@@ -242,7 +270,8 @@ def main() -> None:
     alignment_report(model, clean, "clean")
 
     # noisy ------------------------------------------------------------------------------------
-    model_noisy, seconds = train(noisy, args.epochs, args.seed, args.dropout, tuple(args.noisy_augment))
+    model_noisy, seconds = train(noisy, args.epochs, args.seed, args.dropout, tuple(args.noisy_augment),
+                                 args.cmvn)
     print(f"\nnoisy (-6 dB): trained in {seconds:.0f} s")
     print("  digit error rate, noisy test:",
           ", ".join(f"{k} {x:.2%}" for k, x in der_of(model_noisy, noisy.test).items()))
