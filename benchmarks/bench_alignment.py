@@ -196,29 +196,53 @@ def template_der(strings, per_digit: int) -> float:
 
 
 def train(strings, epochs: int, seed: int, dropout: float, augment,
-          cmvn: bool = False) -> tuple[CTCRecognizer, float]:
+          cmvn: bool = False, cosine: bool = False) -> tuple[CTCRecognizer, float]:
     seed_everything(seed)
     model = CTCRecognizer(channels=64, conv_layers=4, rnn=False, norm=True, dropout=dropout,
                           augment=augment, cmvn=cmvn)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)    # as fit(lr=3e-3)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs) if cosine else None
     start = time.perf_counter()
-    fit(model, strings.train, strings.val, epochs=epochs, lr=3e-3, batch_size=16, seed=seed,
-        desc="CTCRecognizer")
+    fit(model, strings.train, strings.val, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
+        batch_size=16, seed=seed, desc="CTCRecognizer")
     return model, time.perf_counter() - start
 
 
-def validation_report(args) -> None:
-    """Train on the clean training voices; the validation voices' digit error rate, overall and per voice."""
-    clean = load_digit_strings(seed=args.seed, extra_train=args.extra_train)
-    model, seconds = train(clean, args.epochs, args.seed, args.dropout, tuple(args.augment), args.cmvn)
-    lp, lengths = posteriors(model, clean.val)
+def voice_der(model, split) -> tuple[dict, dict]:
+    """Digit error rate on a split (greedy and beam) and per voice (greedy)."""
+    lp, lengths = posteriors(model, split)
     hyps = [digits_to_text(h) for h in greedy_decode(lp, lengths, blank=BLANK)]
-    refs, voices = clean.val.meta["text"], clean.val.meta["speaker"]
-    print(f"\nclean: trained in {seconds:.0f} s")
-    print("  digit error rate, validation voices:",
-          ", ".join(f"{k} {x:.2%}" for k, x in der_of(model, clean.val).items()))
+    refs, voices = split.meta["text"], split.meta["speaker"]
     per = {v: jiwer.wer([r for r, w in zip(refs, voices) if w == v],
                         [h for h, w in zip(hyps, voices) if w == v]) for v in sorted(set(voices))}
-    print("  per validation voice (greedy):", ", ".join(f"{v} {x:.1%}" for v, x in per.items()))
+    return der_of(model, split), per
+
+
+def validation_report(args) -> None:
+    """Train on the clean training voices; the validation voices' digit error rate, overall and per
+    voice. With ``--fold k`` (0..4) the training voices are cut into five seeded folds, fold k's
+    strings are held out (a second validation set of other voices) and the rest train."""
+    snr = NOISY_SNR_DB if args.noisy else None
+    clean = load_digit_strings(seed=args.seed, extra_train=args.extra_train, snr_db=snr)
+    augment = args.noisy_augment if args.noisy else args.augment
+    held = []
+    if args.fold is not None:
+        names = sorted(set(clean.train.meta["speaker"]))
+        order = np.random.default_rng(args.seed).permutation(len(names))
+        fold = {names[i] for i in order[args.fold::5]}
+        inside = [w in fold for w in clean.train.meta["speaker"]]
+        held = [("training-voice fold " + str(args.fold),
+                 clean.train.subset([i for i, x in enumerate(inside) if x]))]
+        clean.train = clean.train.subset([i for i, x in enumerate(inside) if not x])
+    print(f"train {len(clean.train)} strings by {len(set(clean.train.meta['speaker']))} voices")
+    model, seconds = train(clean, args.epochs, args.train_seed, args.dropout, tuple(augment), args.cmvn,
+                           args.cosine)
+    print(f"\n{'noisy' if args.noisy else 'clean'}: trained in {seconds:.0f} s")
+    for name, split in [("validation voices", clean.val)] + held:
+        der, per = voice_der(model, split)
+        print(f"  digit error rate, {name} ({len(split)} strings):",
+              ", ".join(f"{k} {x:.2%}" for k, x in der.items()))
+        print("    per voice (greedy):", ", ".join(f"{v} {x:.1%}" for v, x in per.items()))
 
 
 def main() -> None:
@@ -230,6 +254,11 @@ def main() -> None:
     parser.add_argument("--augment", type=int, nargs=3, default=(2, 4, 5),
                         metavar=("SHIFT", "FMASK", "TMASK"),
                         help="CTCRecognizer(augment=...): band shift, frequency mask, time mask")
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="seed of the initialisation, shuffling and dropout (default: --seed, which "
+                             "also seeds the data and its voice split)")
+    parser.add_argument("--cosine", action=argparse.BooleanOptionalAction, default=False,
+                        help="cosine learning-rate decay from 3e-3 to 0 over the epochs")
     parser.add_argument("--cmvn", action=argparse.BooleanOptionalAction, default=False,
                         help="CTCRecognizer(cmvn=...): per-utterance, per-band mean/variance normalisation")
     parser.add_argument("--extra-train", type=int, default=0,
@@ -238,11 +267,17 @@ def main() -> None:
                         help="train the clean recogniser and print its digit error rate on the "
                              "validation voices only (overall and per voice): the mode that chooses the "
                              "recipe; the test split is not decoded")
+    parser.add_argument("--noisy", action="store_true",
+                        help="with --validation-only: train and validate at the dataset's noise level")
+    parser.add_argument("--fold", type=int, choices=range(5), default=None,
+                        help="with --validation-only: hold out this fold (of 5) of the training voices too")
     parser.add_argument("--noisy-augment", type=int, nargs=3, default=(0, 0, 0),
                         metavar=("SHIFT", "FMASK", "TMASK"), help="the same, for the noisy recogniser")
     args = parser.parse_args()
+    args.train_seed = args.seed if args.train_seed is None else args.train_seed
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), seed {args.seed}, {args.epochs} epochs, "
+    print(f"torch {torch.__version__}, {args.threads} thread(s), seed {args.seed} "
+          f"(training {args.train_seed}), {args.epochs} epochs, cosine {args.cosine}, "
           f"dropout {args.dropout}, augment {tuple(args.augment)} (noisy {tuple(args.noisy_augment)}), "
           f"cmvn {args.cmvn}, extra training strings {args.extra_train}")
 
@@ -259,7 +294,8 @@ def main() -> None:
     print(f"data: {len(clean.train)} / {len(clean.val)} / {len(clean.test)} strings, "
           f"voices {clean.info['voices']}")
 
-    model, seconds = train(clean, args.epochs, args.seed, args.dropout, tuple(args.augment), args.cmvn)
+    model, seconds = train(clean, args.epochs, args.train_seed, args.dropout, tuple(args.augment), args.cmvn,
+                           args.cosine)
     print(f"\nclean: trained in {seconds:.0f} s")
     clean_der = der_of(model, clean.test)
     print("  digit error rate, clean test (held-out voices):",
@@ -270,8 +306,8 @@ def main() -> None:
     alignment_report(model, clean, "clean")
 
     # noisy ------------------------------------------------------------------------------------
-    model_noisy, seconds = train(noisy, args.epochs, args.seed, args.dropout, tuple(args.noisy_augment),
-                                 args.cmvn)
+    model_noisy, seconds = train(noisy, args.epochs, args.train_seed, args.dropout,
+                                 tuple(args.noisy_augment), args.cmvn, args.cosine)
     print(f"\nnoisy (-6 dB): trained in {seconds:.0f} s")
     print("  digit error rate, noisy test:",
           ", ".join(f"{k} {x:.2%}" for k, x in der_of(model_noisy, noisy.test).items()))
