@@ -235,7 +235,8 @@ def validation_report(args) -> None:
                  clean.train.subset([i for i, x in enumerate(inside) if x]))]
         clean.train = clean.train.subset([i for i, x in enumerate(inside) if not x])
     print(f"train {len(clean.train)} strings by {len(set(clean.train.meta['speaker']))} voices")
-    model, seconds = train(clean, args.epochs, args.train_seed, args.dropout, tuple(augment), args.cmvn,
+    dropout = args.noisy_dropout if args.noisy else args.dropout
+    model, seconds = train(clean, args.epochs, args.train_seed, dropout, tuple(augment), args.cmvn,
                            args.cosine)
     print(f"\n{'noisy' if args.noisy else 'clean'}: trained in {seconds:.0f} s")
     for name, split in [("validation voices", clean.val)] + held:
@@ -271,6 +272,7 @@ def main() -> None:
                         help="with --validation-only: train and validate at the dataset's noise level")
     parser.add_argument("--fold", type=int, choices=range(5), default=None,
                         help="with --validation-only: hold out this fold (of 5) of the training voices too")
+    parser.add_argument("--noisy-dropout", type=float, default=0.3, help="the same, for the noisy recogniser")
     parser.add_argument("--noisy-augment", type=int, nargs=3, default=(0, 0, 0),
                         metavar=("SHIFT", "FMASK", "TMASK"), help="the same, for the noisy recogniser")
     args = parser.parse_args()
@@ -278,7 +280,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), seed {args.seed} "
           f"(training {args.train_seed}), {args.epochs} epochs, cosine {args.cosine}, "
-          f"dropout {args.dropout}, augment {tuple(args.augment)} (noisy {tuple(args.noisy_augment)}), "
+          f"dropout {args.dropout} (noisy {args.noisy_dropout}), "
+          f"augment {tuple(args.augment)} (noisy {tuple(args.noisy_augment)}), "
           f"cmvn {args.cmvn}, extra training strings {args.extra_train}")
 
     if args.validation_only:
@@ -306,7 +309,7 @@ def main() -> None:
     alignment_report(model, clean, "clean")
 
     # noisy ------------------------------------------------------------------------------------
-    model_noisy, seconds = train(noisy, args.epochs, args.train_seed, args.dropout,
+    model_noisy, seconds = train(noisy, args.epochs, args.train_seed, args.noisy_dropout,
                                  tuple(args.noisy_augment), args.cmvn, args.cosine)
     print(f"\nnoisy (-6 dB): trained in {seconds:.0f} s")
     print("  digit error rate, noisy test:",
