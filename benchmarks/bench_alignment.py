@@ -5,14 +5,16 @@ It prints
 * CTC: ``mmcourse.alignment.ctc_loss`` against ``torch.nn.functional.ctc_loss`` on random cases
   (repeats, target length 1, inputs just long enough, unreachable targets with zero_infinity):
   the largest relative difference in value and in gradient;
-* the CTC recogniser (``CTCRecognizer``, 4 conv layers, 64 channels, batch norm, dropout 0.3, band
-  shift +-2 and SpecAugment masks of 4 mels / 5 frames -- chosen over no perturbation and over a
-  cosine schedule by the validation voices' digit error rate, 4.2 % vs 6.7 % / 7.0 %; batch 16)
-  trained on all 2,000 clean training strings for ``--epochs``: digit error rate on the 400
+* the CTC recogniser (``CTCRecognizer``, 4 conv layers, 64 channels, batch norm, dropout 0.1, band
+  shift +-2 and SpecAugment masks of 4 mels / 5 frames -- chosen earlier over no perturbation on the
+  validation voices, 4.2 % vs 6.7 %; batch 16, AdamW 3e-3, ``--epochs`` 25)
+  trained on 4,000 clean training strings -- the split's 2,000 and 2,000 more by the same
+  training voices (``load_digit_strings(extra_train=2000)``): digit error rate on the 400
   held-out-voice test strings, greedy and prefix beam (K = 8), by jiwer and by our edit distance;
-* the same recogniser trained and tested at the dataset's noise level (-6 dB SNR, AV-Digits'
-  default) -- without the perturbation, which its validation voices rejected (digit error rate
-  on them 29.4 % without vs 88.1 % with), and the clean model on noisy strings;
+* the same recogniser (4,000 strings, dropout ``--noisy-dropout``) trained and tested at the
+  dataset's noise level (-6 dB SNR, AV-Digits' default) -- without the perturbation, which its
+  validation voices rejected (digit error rate on them 29.4 % without vs 88.1 % with), and the
+  clean model on noisy strings;
 * forced alignment on the test strings (clean, then noisy): the median and 90th-percentile error
   in frames of each digit's start and end, for the Viterbi spans themselves, spans widened by a
   blank penalty (prior normalisation), the spikes as onsets with ends at the next onset, and the
@@ -22,8 +24,21 @@ It prints
   strings, clean and noisy;
 * seconds for each step (on a shared machine they are inflated by the other jobs).
 
-    python benchmarks/bench_alignment.py [--epochs 25] [--dropout 0.3] [--augment 2 4 5] [--threads 1]
-                                         [--seed 0]
+The recipe is chosen on the **validation voices only** (11 voices, 200 strings; the test split
+is never decoded while choosing): ``--validation-only`` trains the clean recogniser and prints
+the validation digit error rate, overall and per voice; every run is logged in
+``docs/benchmarks/bench_alignment_cpu_2026-11-30.txt``. Greedy validation DER, 25 epochs:
+dropout 0.1 3.31 % / 4.45 % (training seeds 0 / 1) vs 0.2 8.14 % vs 0.3 4.20 % / 4.33 % (the
+earlier default 0.3 had been picked on the test split; it is replaced); with dropout 0.1, a
+cosine schedule 3.82 %, per-utterance CMVN (``cmvn=True``) 8.91 %, band shift +-4 4.07 %, and
+2,000 more training strings 1.53 % -- the one clear gain (the worst validation voice, Alicia,
+33-37 % -> 14.9 %). The noisy recogniser's dropout on its own (noisy) validation voices, 2,000 strings: 0.3
+29.41 % vs 0.1 29.92 % (a tie; 0.3 kept). The 2,000 extra strings were chosen on clean
+validation only and are used for the noisy recogniser too.
+
+    python benchmarks/bench_alignment.py [--epochs 25] [--dropout 0.1] [--extra-train 2000]
+                                         [--augment 2 4 5] [--threads 1] [--seed 0]
+    python benchmarks/bench_alignment.py --validation-only [--noisy] [--fold K] [--train-seed S] ...
 """
 
 from __future__ import annotations
@@ -251,7 +266,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dropout", type=float, default=0.3)
+    parser.add_argument("--dropout", type=float, default=0.1, help="chosen on the validation voices")
     parser.add_argument("--augment", type=int, nargs=3, default=(2, 4, 5),
                         metavar=("SHIFT", "FMASK", "TMASK"),
                         help="CTCRecognizer(augment=...): band shift, frequency mask, time mask")
@@ -262,7 +277,7 @@ def main() -> None:
                         help="cosine learning-rate decay from 3e-3 to 0 over the epochs")
     parser.add_argument("--cmvn", action=argparse.BooleanOptionalAction, default=False,
                         help="CTCRecognizer(cmvn=...): per-utterance, per-band mean/variance normalisation")
-    parser.add_argument("--extra-train", type=int, default=0,
+    parser.add_argument("--extra-train", type=int, default=2000,
                         help="load_digit_strings(extra_train=...): more strings by the training voices")
     parser.add_argument("--validation-only", action="store_true",
                         help="train the clean recogniser and print its digit error rate on the "
