@@ -27,6 +27,8 @@ validation voices reject the perturbation there).
 normalisation, as speech front ends do): a voice that is louder, quieter or brighter overall
 then looks like the others. The statistics cover an utterance's real frames only, so padding
 still changes nothing; each output frame then depends on the whole utterance through them.
+On the clean digit strings the benchmark's validation voices rejected it (digit error rate
+8.9 % with vs 3.3 % without, one training seed each).
 
 The batch: ``audio (B, F, T)``, ``audio_lengths (B,)`` and, to get a loss, ``digits (B, S)``
 (``-1`` padded) with ``digit_lengths (B,)``. The output: ``logits (B, T', V)`` log-probabilities
