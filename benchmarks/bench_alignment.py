@@ -36,6 +36,9 @@ one clear gain (the worst validation voice, Alicia, 33-37 % -> 14.9 %). The nois
 dropout on its own (noisy) validation voices, 2,000 strings: 0.3 29.41 % vs 0.1 29.92 % (a tie;
 0.3 kept). The 2,000 extra strings were chosen on clean validation only and are used for the
 noisy recogniser too.
+Measured on test with this recipe (the log above): clean digit error rate greedy 4.02 / 5.61 /
+7.68 % at training seeds 0 / 1 / 2 (beam 3.96 / 5.06 / 7.50 %) -- the 5 % target is met at the
+default seed but not on average over seeds; the held-out voices' error is dominated by one voice.
 
     python benchmarks/bench_alignment.py [--epochs 25] [--dropout 0.1] [--extra-train 2000]
                                          [--augment 2 4 5] [--threads 1] [--seed 0]
