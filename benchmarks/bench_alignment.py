@@ -5,14 +5,16 @@ It prints
 * CTC: ``mmcourse.alignment.ctc_loss`` against ``torch.nn.functional.ctc_loss`` on random cases
   (repeats, target length 1, inputs just long enough, unreachable targets with zero_infinity):
   the largest relative difference in value and in gradient;
-* the CTC recogniser (``CTCRecognizer``, 4 conv layers, 64 channels, batch norm, dropout 0.3, band
-  shift +-2 and SpecAugment masks of 4 mels / 5 frames -- chosen over no perturbation and over a
-  cosine schedule by the validation voices' digit error rate, 4.2 % vs 6.7 % / 7.0 %; batch 16)
-  trained on all 2,000 clean training strings for ``--epochs``: digit error rate on the 400
+* the CTC recogniser (``CTCRecognizer``, 4 conv layers, 64 channels, batch norm, dropout 0.1, band
+  shift +-2 and SpecAugment masks of 4 mels / 5 frames -- chosen earlier over no perturbation on the
+  validation voices, 4.2 % vs 6.7 %; batch 16, AdamW 3e-3, ``--epochs`` 25)
+  trained on 4,000 clean training strings -- the split's 2,000 and 2,000 more by the same
+  training voices (``load_digit_strings(extra_train=2000)``): digit error rate on the 400
   held-out-voice test strings, greedy and prefix beam (K = 8), by jiwer and by our edit distance;
-* the same recogniser trained and tested at the dataset's noise level (-6 dB SNR, AV-Digits'
-  default) -- without the perturbation, which its validation voices rejected (digit error rate
-  on them 29.4 % without vs 88.1 % with), and the clean model on noisy strings;
+* the same recogniser (4,000 strings, dropout ``--noisy-dropout``) trained and tested at the
+  dataset's noise level (-6 dB SNR, AV-Digits' default) -- without the perturbation, which its
+  validation voices rejected (digit error rate on them 29.4 % without vs 88.1 % with), and the
+  clean model on noisy strings;
 * forced alignment on the test strings (clean, then noisy): the median and 90th-percentile error
   in frames of each digit's start and end, for the Viterbi spans themselves, spans widened by a
   blank penalty (prior normalisation), the spikes as onsets with ends at the next onset, and the
@@ -22,8 +24,25 @@ It prints
   strings, clean and noisy;
 * seconds for each step (on a shared machine they are inflated by the other jobs).
 
-    python benchmarks/bench_alignment.py [--epochs 25] [--dropout 0.3] [--augment 2 4 5] [--threads 1]
-                                         [--seed 0]
+The recipe is chosen on the **validation voices only** (11 voices, 200 strings; the test split
+is never decoded while choosing): ``--validation-only`` trains one recogniser and prints the
+validation digit error rate, overall and per voice; every run is logged in
+``docs/benchmarks/bench_alignment_cpu_2026-11-30.txt``. Greedy validation DER, 25 epochs, 2,000
+training strings (``--extra-train 0``) unless stated: dropout 0.1 3.31 % / 4.45 % (training
+seeds 0 / 1) vs 0.2 8.14 % vs 0.3 4.20 % / 4.33 % (the earlier default 0.3 had been picked on
+the test split; it is replaced); with dropout 0.1, a cosine schedule 3.82 %, per-utterance CMVN
+(``cmvn=True``) 8.91 %, band shift +-4 4.07 %, and 2,000 more training strings 1.53 % -- the
+one clear gain (the worst validation voice, Alicia, 33-37 % -> 14.9 %). The noisy recogniser's
+dropout on its own (noisy) validation voices, 2,000 strings: 0.3 29.41 % vs 0.1 29.92 % (a tie;
+0.3 kept). The 2,000 extra strings were chosen on clean validation only and are used for the
+noisy recogniser too.
+Measured on test with this recipe (the log above): clean digit error rate greedy 4.02 / 5.61 /
+7.68 % at training seeds 0 / 1 / 2 (beam 3.96 / 5.06 / 7.50 %) -- the 5 % target is met at the
+default seed but not on average over seeds; the held-out voices' error is dominated by one voice.
+
+    python benchmarks/bench_alignment.py [--epochs 25] [--dropout 0.1] [--extra-train 2000]
+                                         [--augment 2 4 5] [--threads 1] [--seed 0]
+    python benchmarks/bench_alignment.py --validation-only [--noisy] [--train-seed S] ...
 """
 
 from __future__ import annotations
@@ -195,14 +214,44 @@ def template_der(strings, per_digit: int) -> float:
     return jiwer.wer(strings.test.meta["text"], hyps)
 
 
-def train(strings, epochs: int, seed: int, dropout: float, augment) -> tuple[CTCRecognizer, float]:
+def train(strings, epochs: int, seed: int, dropout: float, augment,
+          cmvn: bool = False, cosine: bool = False) -> tuple[CTCRecognizer, float]:
     seed_everything(seed)
     model = CTCRecognizer(channels=64, conv_layers=4, rnn=False, norm=True, dropout=dropout,
-                          augment=augment)
+                          augment=augment, cmvn=cmvn)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)    # as fit(lr=3e-3)
+    scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs) if cosine else None
     start = time.perf_counter()
-    fit(model, strings.train, strings.val, epochs=epochs, lr=3e-3, batch_size=16, seed=seed,
-        desc="CTCRecognizer")
+    fit(model, strings.train, strings.val, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
+        batch_size=16, seed=seed, desc="CTCRecognizer")
     return model, time.perf_counter() - start
+
+
+def voice_der(model, split) -> tuple[dict, dict]:
+    """Digit error rate on a split (greedy and beam) and per voice (greedy)."""
+    lp, lengths = posteriors(model, split)
+    hyps = [digits_to_text(h) for h in greedy_decode(lp, lengths, blank=BLANK)]
+    refs, voices = split.meta["text"], split.meta["speaker"]
+    per = {v: jiwer.wer([r for r, w in zip(refs, voices) if w == v],
+                        [h for h, w in zip(hyps, voices) if w == v]) for v in sorted(set(voices))}
+    return der_of(model, split), per
+
+
+def validation_report(args) -> None:
+    """Train on the training voices (clean, or ``--noisy``); the validation voices' digit error rate,
+    overall and per voice."""
+    snr = NOISY_SNR_DB if args.noisy else None
+    clean = load_digit_strings(seed=args.seed, extra_train=args.extra_train, snr_db=snr)
+    augment = args.noisy_augment if args.noisy else args.augment
+    print(f"train {len(clean.train)} strings by {len(set(clean.train.meta['speaker']))} voices")
+    dropout = args.noisy_dropout if args.noisy else args.dropout
+    model, seconds = train(clean, args.epochs, args.train_seed, dropout, tuple(augment), args.cmvn,
+                           args.cosine)
+    print(f"\n{'noisy' if args.noisy else 'clean'}: trained in {seconds:.0f} s")
+    der, per = voice_der(model, clean.val)
+    print(f"  digit error rate, validation voices ({len(clean.val)} strings):",
+          ", ".join(f"{k} {x:.2%}" for k, x in der.items()))
+    print("    per voice (greedy):", ", ".join(f"{v} {x:.1%}" for v, x in per.items()))
 
 
 def main() -> None:
@@ -210,28 +259,52 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--dropout", type=float, default=0.3)
+    parser.add_argument("--dropout", type=float, default=0.1, help="chosen on the validation voices")
     parser.add_argument("--augment", type=int, nargs=3, default=(2, 4, 5),
                         metavar=("SHIFT", "FMASK", "TMASK"),
                         help="CTCRecognizer(augment=...): band shift, frequency mask, time mask")
+    parser.add_argument("--train-seed", type=int, default=None,
+                        help="seed of the initialisation, shuffling and dropout (default: --seed, which "
+                             "also seeds the data and its voice split)")
+    parser.add_argument("--cosine", action=argparse.BooleanOptionalAction, default=False,
+                        help="cosine learning-rate decay from 3e-3 to 0 over the epochs")
+    parser.add_argument("--cmvn", action=argparse.BooleanOptionalAction, default=False,
+                        help="CTCRecognizer(cmvn=...): per-utterance, per-band mean/variance normalisation")
+    parser.add_argument("--extra-train", type=int, default=2000,
+                        help="load_digit_strings(extra_train=...): more strings by the training voices")
+    parser.add_argument("--validation-only", action="store_true",
+                        help="train one recogniser and print its digit error rate on the "
+                             "validation voices only (overall and per voice): the mode that chooses the "
+                             "recipe; the test split is not decoded")
+    parser.add_argument("--noisy", action="store_true",
+                        help="with --validation-only: train and validate at the dataset's noise level")
+    parser.add_argument("--noisy-dropout", type=float, default=0.3, help="the same, for the noisy recogniser")
     parser.add_argument("--noisy-augment", type=int, nargs=3, default=(0, 0, 0),
                         metavar=("SHIFT", "FMASK", "TMASK"), help="the same, for the noisy recogniser")
     args = parser.parse_args()
+    args.train_seed = args.seed if args.train_seed is None else args.train_seed
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} thread(s), seed {args.seed}, {args.epochs} epochs, "
-          f"dropout {args.dropout}, augment {tuple(args.augment)} (noisy {tuple(args.noisy_augment)})")
+    print(f"torch {torch.__version__}, {args.threads} thread(s), seed {args.seed} "
+          f"(training {args.train_seed}), {args.epochs} epochs, cosine {args.cosine}, "
+          f"dropout {args.dropout} (noisy {args.noisy_dropout}), "
+          f"augment {tuple(args.augment)} (noisy {tuple(args.noisy_augment)}), "
+          f"cmvn {args.cmvn}, extra training strings {args.extra_train}")
 
+    if args.validation_only:
+        validation_report(args)
+        return
     start = time.perf_counter()
     v, g = ctc_agreement()
     print(f"\nCTC loss vs F.ctc_loss, 60 random cases x 2 reductions: max relative difference "
           f"value {v:.1e}, gradient {g:.1e} (target <= 1e-4)  [{time.perf_counter() - start:.1f} s]")
 
-    clean = load_digit_strings(seed=args.seed)
-    noisy = load_digit_strings(seed=args.seed, snr_db=NOISY_SNR_DB)
+    clean = load_digit_strings(seed=args.seed, extra_train=args.extra_train)
+    noisy = load_digit_strings(seed=args.seed, snr_db=NOISY_SNR_DB, extra_train=args.extra_train)
     print(f"data: {len(clean.train)} / {len(clean.val)} / {len(clean.test)} strings, "
           f"voices {clean.info['voices']}")
 
-    model, seconds = train(clean, args.epochs, args.seed, args.dropout, tuple(args.augment))
+    model, seconds = train(clean, args.epochs, args.train_seed, args.dropout, tuple(args.augment), args.cmvn,
+                           args.cosine)
     print(f"\nclean: trained in {seconds:.0f} s")
     clean_der = der_of(model, clean.test)
     print("  digit error rate, clean test (held-out voices):",
@@ -242,7 +315,8 @@ def main() -> None:
     alignment_report(model, clean, "clean")
 
     # noisy ------------------------------------------------------------------------------------
-    model_noisy, seconds = train(noisy, args.epochs, args.seed, args.dropout, tuple(args.noisy_augment))
+    model_noisy, seconds = train(noisy, args.epochs, args.train_seed, args.noisy_dropout,
+                                 tuple(args.noisy_augment), args.cmvn, args.cosine)
     print(f"\nnoisy (-6 dB): trained in {seconds:.0f} s")
     print("  digit error rate, noisy test:",
           ", ".join(f"{k} {x:.2%}" for k, x in der_of(model_noisy, noisy.test).items()))

@@ -69,6 +69,20 @@ def test_augment_perturbs_training_batches_only():
         CTCRecognizer(augment=(40, 0, 0))
 
 
+def test_cmvn_ignores_an_utterances_level_and_scale_per_band_and_its_padding():
+    torch.manual_seed(0)
+    model = CTCRecognizer(channels=8, conv_layers=2, rnn=False, cmvn=True).eval()
+    batch = _batch()
+    scale, shift = torch.rand(3, 32, 1) + 0.5, torch.randn(3, 32, 1) * 3       # per utterance, per band
+    louder = dict(batch, audio=batch["audio"] * scale + shift)
+    torch.testing.assert_close(model(louder).logits[2, :8], model(batch).logits[2, :8], atol=1e-4, rtol=1e-4)
+    alone = model({"audio": batch["audio"][2:, :, :8], "audio_lengths": torch.tensor([8])}).logits
+    torch.testing.assert_close(alone, model(batch).logits[2:, :8], atol=1e-5, rtol=1e-4)
+    plain = CTCRecognizer(channels=8, conv_layers=2, rnn=False).eval()
+    plain.load_state_dict(model.state_dict())
+    assert not torch.allclose(plain(louder).logits, plain(batch).logits, atol=1e-3)
+
+
 def test_bad_batches_are_named():
     model = CTCRecognizer(channels=8, conv_layers=1, rnn=False)
     with pytest.raises(KeyError, match="audio_lengths"):

@@ -78,3 +78,17 @@ def test_say_one_voice_and_bad_input():
         load_digit_strings(sizes={"train": 1})
     with pytest.raises(ValueError, match="min_digits"):
         load_digit_strings(min_digits=3, max_digits=2)
+
+
+def test_extra_training_strings_leave_everything_else_as_it_was(strings):
+    more = load_digit_strings(seed=0, sizes=SIZES, extra_train=15)
+    assert len(more.train) == SIZES["train"] + 15 and more.info["standardise"] == strings.info["standardise"]
+    for name in ("val", "test"):
+        assert torch.equal(getattr(more, name).tensors["audio"], getattr(strings, name).tensors["audio"])
+    t = int(strings.train.tensors["audio"].shape[2])
+    assert torch.equal(more.train.tensors["digits"][: SIZES["train"]], strings.train.tensors["digits"])
+    assert torch.equal(more.train.tensors["audio"][: SIZES["train"], :, :t], strings.train.tensors["audio"])
+    heard = set(more.train.meta["speaker"][SIZES["train"]:])                   # training voices only
+    assert heard and heard.isdisjoint(strings.val.meta["speaker"] + strings.test.meta["speaker"])
+    with pytest.raises(ValueError, match="extra_train"):
+        load_digit_strings(seed=0, sizes=SIZES, extra_train=-1)

@@ -122,11 +122,15 @@ def say(digits, voice: str, seed: int = 0, pause: tuple[int, int] = (0, 8),
 
 def load_digit_strings(*, seed: int = 0, sizes: dict[str, int] | None = None, min_digits: int = 1,
                        max_digits: int = 7, snr_db: float | None = None,
-                       pause: tuple[int, int] = (0, 8), edge: tuple[int, int] = (2, 6)) -> Splits:
+                       pause: tuple[int, int] = (0, 8), edge: tuple[int, int] = (2, 6),
+                       extra_train: int = 0) -> Splits:
     """Spoken digit strings, train (2,000) / val (200) / test (400) utterances, seeded, offline.
 
     ``snr_db=None`` gives clean strings; ``snr_db=NOISY_SNR_DB`` (-6 dB) the dataset's noise level.
     ``pause``/``edge``: inclusive ranges of silent frames between digits and at both ends.
+    ``extra_train``: that many more training strings by the training voices (their own random
+    stream, appended after the first ``sizes["train"]``): the val and test strings, the first
+    training strings and the standardisation stay exactly those of ``extra_train=0``.
     Generating the default splits takes about a second.
     """
     sizes = dict(SIZES if sizes is None else sizes)
@@ -137,6 +141,8 @@ def load_digit_strings(*, seed: int = 0, sizes: dict[str, int] | None = None, mi
     for name, (lo, hi) in (("pause", pause), ("edge", edge)):
         if not 0 <= lo <= hi:
             raise ValueError(f"{name} must be a range (lo, hi) with 0 <= lo <= hi, got {(lo, hi)}")
+    if isinstance(extra_train, bool) or not isinstance(extra_train, int) or extra_train < 0:
+        raise ValueError(f"extra_train must be an int >= 0, got {extra_train!r}")
     if snr_db is not None and not np.isfinite(float(snr_db)):
         raise ValueError(f"snr_db must be a finite number or None, got {snr_db}")
 
@@ -149,11 +155,10 @@ def load_digit_strings(*, seed: int = 0, sizes: dict[str, int] | None = None, mi
     db_min = float(speech["db_min"])
     db = dequantize(speech["logmel"], db_min, float(speech["db_max"]))
 
-    raw = {}
-    for name in ("train", "val", "test"):
-        utterances = []
-        for _ in range(sizes[name]):
-            voice = int(rng.choice(voices[name]))
+    def utterances(count, names, rng):
+        out = []
+        for _ in range(count):
+            voice = int(rng.choice(names))
             n = int(rng.integers(min_digits, max_digits + 1))
             digits = rng.integers(0, 10, size=n)
             words = []
@@ -163,11 +168,15 @@ def load_digit_strings(*, seed: int = 0, sizes: dict[str, int] | None = None, mi
             x, bounds = make_utterance(words, rng, db_min, pause, edge)
             if snr_db is not None:
                 x = add_noise_at_snr(x[None], float(snr_db), db_min, rng)[0]
-            utterances.append((x, digits, bounds, str(speech["speakers"][voice])))
-        raw[name] = utterances
+            out.append((x, digits, bounds, str(speech["speakers"][voice])))
+        return out
 
+    raw = {name: utterances(sizes[name], voices[name], rng) for name in ("train", "val", "test")}
     frames = np.concatenate([x for x, *_ in raw["train"]], axis=1)
     mean, std = float(frames.mean()), float(frames.std()) + 1e-6
+    if extra_train:           # their own random stream, after the standardisation: nothing else moves
+        raw["train"] += utterances(int(extra_train), voices["train"],
+                                   np.random.default_rng(np.random.SeedSequence([seed, 17])))
     splits = []
     for name, utterances in raw.items():
         t_max = max(x.shape[1] for x, *_ in utterances)

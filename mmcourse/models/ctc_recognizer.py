@@ -22,6 +22,14 @@ every formant), and, as in SpecAugment, one band of up to ``freq_mask`` mels and
 speech; under the dataset's -6 dB noise the lowest value is a noise dip, and the benchmark's
 validation voices reject the perturbation there).
 
+``cmvn=True`` (off by default) first normalises each utterance per mel band over its own frames,
+``x_ft <- (x_ft - mean_t x_ft) / sqrt(var_t x_ft + 1e-5)`` (cepstral mean and variance
+normalisation, as speech front ends do): a voice that is louder, quieter or brighter overall
+then looks like the others. The statistics cover an utterance's real frames only, so padding
+still changes nothing; each output frame then depends on the whole utterance through them.
+On the clean digit strings the benchmark's validation voices rejected it (digit error rate
+8.9 % with vs 3.3 % without, one training seed each).
+
 The batch: ``audio (B, F, T)``, ``audio_lengths (B,)`` and, to get a loss, ``digits (B, S)``
 (``-1`` padded) with ``digit_lengths (B,)``. The output: ``logits (B, T', V)`` log-probabilities
 (``T'`` the longest utterance of the batch), ``loss`` when targets are given, and
@@ -46,7 +54,7 @@ class CTCRecognizer(nn.Module):
 
     def __init__(self, n_mels: int = 32, channels: int = 64, hidden: int = 64, num_digits: int = 10,
                  conv_layers: int = 4, rnn: bool = False, dropout: float = 0.1, norm: bool = True,
-                 augment: tuple[int, int, int] = (0, 0, 0)):
+                 augment: tuple[int, int, int] = (0, 0, 0), cmvn: bool = False):
         super().__init__()
         if conv_layers < 1:
             raise ValueError(f"conv_layers must be >= 1, got {conv_layers}")
@@ -54,6 +62,7 @@ class CTCRecognizer(nn.Module):
             raise ValueError(f"augment must be (shift, freq_mask, time_mask) >= 0 with shift, freq_mask "
                              f"< n_mels = {n_mels}, got {augment}")
         self.augment = tuple(int(a) for a in augment)
+        self.cmvn = bool(cmvn)
         self.n_mels, self.blank = n_mels, num_digits
         self.conv = nn.ModuleList(
             nn.Sequential(nn.Conv1d(n_mels if i == 0 else channels, channels, 5, padding=2),
@@ -72,6 +81,8 @@ class CTCRecognizer(nn.Module):
         t_max = int(lengths.max())
         valid = (torch.arange(t_max, device=x.device)[None, :] < lengths[:, None])[:, None]
         x = x[:, :, :t_max]
+        if self.cmvn:
+            x = self._normalise(x, valid, lengths)
         if self.training and any(self.augment):
             x = self._perturb(x, lengths)
         h = x * valid
@@ -90,6 +101,14 @@ class CTCRecognizer(nn.Module):
             loss = F.ctc_loss(log_probs.transpose(0, 1).float(), targets.clamp(min=0), lengths,
                               target_lengths, blank=self.blank, zero_infinity=True)
         return ModelOutput(logits=log_probs, loss=loss, extras={"lengths": lengths})
+
+    @staticmethod
+    def _normalise(x, valid, lengths):
+        """Per-utterance, per-band mean and variance over the real frames (CMVN)."""
+        n = lengths.clamp(min=1)[:, None, None].to(x.dtype)
+        mean = (x * valid).sum(2, keepdim=True) / n
+        var = (((x - mean) * valid) ** 2).sum(2, keepdim=True) / n
+        return (x - mean) / (var + 1e-5).sqrt()
 
     def _perturb(self, x, lengths):
         """Band shift and SpecAugment masks, one draw per utterance (torch's global RNG)."""
