@@ -15,7 +15,8 @@ of each type, with its answer computed from the scene:
 * ``exists``   -- "is there a green triangle?" (yes / no): two attributes bound to one object;
   a false one pairs a colour and a kind that are both in the scene, on different objects,
   whenever the scene allows, so knowing *which* colours and kinds are present is not enough.
-and, with ``load_shapes_qa(..., curriculum=True)``, two easier types:
+
+With ``load_shapes_qa(..., curriculum=True)``, two easier types are added:
 
 * ``query``    -- "what colour is the circle?" / "what shape is the red one?" (a colour or a
   kind): one object found by one attribute, another of its attributes read off;
