@@ -105,12 +105,19 @@ def posteriors(model, split) -> tuple[torch.Tensor, torch.Tensor]:
     return out.logits, split.tensors["audio_lengths"]
 
 
-def der_of(model, split, beam: int = 8) -> dict:
+def hypotheses(model, split, beam: int = 8) -> tuple[list[str], list[str]]:
+    """The decoded strings of a split: greedy, and prefix beam search of width ``beam``."""
     lp, lengths = posteriors(model, split)
-    refs = split.meta["text"]
     greedy = [digits_to_text(h) for h in greedy_decode(lp, lengths, blank=BLANK)]
     beamed = [digits_to_text(prefix_beam_search(lp[i, :n], beam_width=beam, blank=BLANK))
               for i, n in enumerate(lengths.tolist())]
+    return greedy, beamed
+
+
+def der_of(model, split, beam: int = 8, hyps: tuple[list[str], list[str]] | None = None) -> dict:
+    """Digit error rate, greedy and beam (``hyps``: ``hypotheses``' output, if already decoded)."""
+    greedy, beamed = hyps or hypotheses(model, split, beam)
+    refs = split.meta["text"]
     ours = digit_error_rate([r.split() for r in refs], [h.split() for h in greedy])
     theirs = jiwer.wer(refs, greedy)
     assert abs(ours - theirs) < 1e-12, (ours, theirs)
@@ -229,12 +236,11 @@ def train(strings, epochs: int, seed: int, dropout: float, augment,
 
 def voice_der(model, split) -> tuple[dict, dict]:
     """Digit error rate on a split (greedy and beam) and per voice (greedy)."""
-    lp, lengths = posteriors(model, split)
-    hyps = [digits_to_text(h) for h in greedy_decode(lp, lengths, blank=BLANK)]
+    hyps = hypotheses(model, split)
     refs, voices = split.meta["text"], split.meta["speaker"]
     per = {v: jiwer.wer([r for r, w in zip(refs, voices) if w == v],
-                        [h for h, w in zip(hyps, voices) if w == v]) for v in sorted(set(voices))}
-    return der_of(model, split), per
+                        [h for h, w in zip(hyps[0], voices) if w == v]) for v in sorted(set(voices))}
+    return der_of(model, split, hyps=hyps), per
 
 
 def validation_report(args) -> None:

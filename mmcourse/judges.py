@@ -236,9 +236,9 @@ def generation_report(generator, tokenizer, judge: AttributeJudge, captions: Seq
     ids = ids.repeat_interleave(samples, dim=0)
     dev = model_device(generator)
     gen = torch.Generator(device=dev).manual_seed(seed)
-    extra = {"plausibility": plausibility} if plausibility else {}   # only generators that take it
     codes = torch.cat([generator.generate(ids[i:i + batch_size].to(dev), guidance=guidance,
-                                          temperature=temperature, generator=gen, **extra).cpu()
+                                          temperature=temperature, generator=gen,
+                                          plausibility=plausibility).cpu()
                        for i in range(0, len(ids), batch_size)])
     images = torch.cat([tokenizer.decode(codes[i:i + batch_size].to(model_device(tokenizer))).cpu()
                         for i in range(0, len(codes), batch_size)])

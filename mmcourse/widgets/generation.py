@@ -50,9 +50,8 @@ def generation_explorer(generator, tokenizer, judge, vocab: Vocab, captions: Seq
                                  f"{generator.text_len}")
             ids = torch.nn.functional.pad(ids, (0, generator.text_len - ids.shape[1])).to(dev)
             gen = torch.Generator(device=dev).manual_seed(draw_seed)
-            extra = {"plausibility": plausibility} if plausibility else {}
             codes = generator.generate(ids.expand(samples, -1), guidance=guidance,
-                                       temperature=temperature, generator=gen, **extra)
+                                       temperature=temperature, generator=gen, plausibility=plausibility)
             with torch.no_grad():
                 images = tokenizer.decode(codes).cpu()
             cache[key] = (images, judge_report(judge, images, [caption] * samples))
