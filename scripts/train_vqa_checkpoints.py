@@ -6,16 +6,17 @@
   easy_vqa_single`` (run as a subprocess here, with the script's default recipe: the
   single-stream transformer on all easy-VQA training questions for 32 epochs, best epoch by
   validation accuracy; about 15 minutes of CPU on one thread).
-* ``shapes_qa_product``, ``shapes_qa_single`` and ``shapes_qa_tagger``: the element-wise-product model and the
+* ``shapes_qa_product`` and ``shapes_qa_single``: the element-wise-product model and the
   single-stream transformer trained on **the same** Shapes-QA questions (``curriculum=True``:
   the chapter's three types plus the easier ``query`` and ``position`` ones), epochs, batch size
   and schedule (AdamW, cosine), each keeping its best epoch by validation accuracy. Before it
-  reads any question, the transformer's patch embedding is pre-trained on the same training
-  scenes to name what is where (``PatchTagger`` on ``tagging_split``: the object whose centre
-  lies in each patch; shipped as ``shapes_qa_tagger``), then frozen (``transfer_patches``).
+  reads any question, the transformer's patch tagger is trained on the same training scenes to
+  name what is where (``PatchTagger`` on ``tagging_split``: the object whose centre lies in each
+  patch), then frozen inside it (``TaggedPatches``, ``load_tagger``).
   The test split (``n_test`` scenes, seed 0) is scored once at the end, per question type, and
   recorded in the checkpoint's metadata. The notebook loads these instead of training them.
-  ``--no-tagging`` trains the transformer without that stage (the ablation; nothing is saved).
+  ``--no-tagging`` trains the transformer on plain patch embeddings instead (the ablation; nothing
+  is saved).
 """
 
 from __future__ import annotations
@@ -30,8 +31,8 @@ from pathlib import Path
 import torch
 
 from mmcourse import config, pretrained
-from mmcourse.data.shapes_qa import NUM_CELL_CLASSES, load_shapes_qa, tagging_split
-from mmcourse.models.patch_tagging import PatchTagger, tagging_accuracy, transfer_patches
+from mmcourse.data.shapes_qa import CODE_FACTORS, NUM_CELL_CLASSES, load_shapes_qa, tagging_split
+from mmcourse.models.patch_tagging import PatchTagger, load_tagger, tagging_accuracy
 from mmcourse.models.vqa import accuracy_by_type
 from mmcourse.models.vqa_transformers import make_vqa_model, model_kwargs
 from mmcourse.train import evaluate, fit
@@ -41,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SHAPES_QA = {"n_train": 6000, "n_val": 300, "n_test": 500, "curriculum": True, "epochs": 30, "batch_size": 64,
              "clip_grad_norm": 1.0}
 LR = {"product": 3e-3, "single": 1e-3}
-OVERRIDES = {"product": {}, "single": {"patch": 2, "layers": 3}}
+OVERRIDES = {"product": {}, "single": {"patch": 2, "layers": 3, "tagged": list(CODE_FACTORS)}}
 #: the transformer's patch-tagging stage: 4 x 4 patches of the stem map, as the transformer cuts them
 TAGGER = {"grid": 4, "epochs": 60, "lr": 3e-3, "weight_decay": 0.05, "batch_size": 64}
 
@@ -54,14 +55,13 @@ def tagger_kwargs(info: dict) -> dict:
 
 
 def pretrain_patches(model, data, *, seed: int = 0) -> tuple[PatchTagger, dict]:
-    """Train a ``PatchTagger`` with ``model``'s patch sizes on the training scenes, copy its patch
-    embedding into ``model`` (stem and projection frozen); return the recipe and its validation
-    ``tagging_accuracy``."""
+    """Train a ``PatchTagger`` on the training scenes and load it, frozen, into ``model``; return
+    it with its recipe and validation ``tagging_accuracy``."""
     grid = TAGGER["grid"]
-    if model.patches.grid != (grid, grid):
-        raise ValueError(f"the tagger's grid {grid} must be the model's patch grid {model.patches.grid}")
     with config.seeded(seed):
         tagger = PatchTagger(**tagger_kwargs(data.info))
+    if tagger.patches.grid != (grid, grid):
+        raise ValueError(f"the tagging grid {grid} must be the tagger's patch grid {tagger.patches.grid}")
     train, val = tagging_split(data.train, grid), tagging_split(data.val, grid)
     fit(tagger, train, epochs=TAGGER["epochs"], lr=TAGGER["lr"], weight_decay=TAGGER["weight_decay"],
         batch_size=TAGGER["batch_size"], target="cells", seed=seed, desc="patch tagger", device="cpu")
@@ -69,21 +69,20 @@ def pretrain_patches(model, data, *, seed: int = 0) -> tuple[PatchTagger, dict]:
     with torch.no_grad():
         pred = tagger({"image": val.tensors["image"]}).logits.argmax(-1)
     scores = tagging_accuracy(pred, val.tensors["cells"])
-    transfer_patches(tagger, model)
+    load_tagger(model, tagger)
     return tagger, {**TAGGER, "val": {k: round(v, 4) for k, v in scores.items()}}
 
 
 def train_shapes_qa(kind: str, data, *, seed: int = 0, tagging: bool = True):
-    """One Shapes-QA model on the shared budget (the transformer first pre-trains its patch
-    tokens, unless ``tagging`` is false); returns it, its metadata (test per type) and the
-    ``PatchTagger`` (or ``None``)."""
+    """One Shapes-QA model on the shared budget (the transformer first trains its patch tagger,
+    unless ``tagging`` is false: then it reads plain patch embeddings); returns it and its
+    metadata (test per type)."""
+    overrides = {k: v for k, v in OVERRIDES[kind].items() if tagging or k != "tagged"}
     config.seed_everything(seed)
     with config.seeded(seed):
-        model = make_vqa_model(kind, data.info, **OVERRIDES[kind])
+        model = make_vqa_model(kind, data.info, **overrides)
     start = time.perf_counter()
-    tagger, tagging_meta = None, None
-    if kind == "single" and tagging:
-        tagger, tagging_meta = pretrain_patches(model, data, seed=seed)
+    tagging_meta = pretrain_patches(model, data, seed=seed)[1] if "tagged" in overrides else None
     epochs = SHAPES_QA["epochs"]
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=LR[kind], weight_decay=0.05)
@@ -102,10 +101,10 @@ def train_shapes_qa(kind: str, data, *, seed: int = 0, tagging: bool = True):
             "patch_tagging": tagging_meta,
             "torch_threads": torch.get_num_threads(), "machine": platform.machine(),
             "script": "scripts/train_vqa_checkpoints.py"}
-    name = kind if tagging else f"{kind} (no tagging)"
+    name = kind if tagging else f"{kind} (no tagger)"
     print(f"{name}: best epoch {history.best_epoch}/{epochs}, {seconds:.0f} s, "
           f"patch tagging {tagging_meta and tagging_meta['val']}, test {meta['test_accuracy']}", flush=True)
-    return model, meta, tagger
+    return model, meta
 
 
 def main() -> None:
@@ -123,12 +122,9 @@ def main() -> None:
             train_shapes_qa("single", data, tagging=False)
             return
         for kind in ("product", "single"):
-            model, meta, tagger = train_shapes_qa(kind, data)
+            model, meta = train_shapes_qa(kind, data)
             print("saved", pretrained.save(model, f"shapes_qa_{kind}",
                                            model_kwargs(kind, data.info, **OVERRIDES[kind]), meta))
-            if tagger is not None:
-                print("saved", pretrained.save(tagger, "shapes_qa_tagger", tagger_kwargs(data.info),
-                                               {**meta["patch_tagging"], "script": meta["script"]}))
     if args.only in (None, "easy_vqa"):
         subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_vqa.py"), "--threads",
                         str(args.threads), "--save", "easy_vqa_single"], check=True)

@@ -1,13 +1,14 @@
-"""Chapter 13, section 5: patch tokens pre-trained to name what is where, then handed to a VQA model."""
+"""Chapter 13, section 5: a patch tagger trained to name what is where, whose posteriors become a
+VQA transformer's tokens."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from mmcourse.data.shapes_qa import NUM_CELL_CLASSES, load_shapes_qa, tagging_split
+from mmcourse.data.shapes_qa import CODE_FACTORS, NUM_CELL_CLASSES, load_shapes_qa, tagging_split
 from mmcourse.models.output import ModelOutput
-from mmcourse.models.patch_tagging import PatchTagger, tagging_accuracy, transfer_patches
+from mmcourse.models.patch_tagging import PatchTagger, TaggedPatches, load_tagger, tagging_accuracy
 from mmcourse.models.vqa_transformers import make_vqa_model
 from mmcourse.train import fit
 
@@ -42,33 +43,97 @@ def test_tagger_learns_what_is_where():
     assert scores["empty"] > 0.9, scores                            # measured 0.985
 
 
-def test_transfer_copies_the_tokens_and_freezes_stem_and_projection():
+def _one_class_tagger(cls: int) -> PatchTagger:
+    """A tagger that calls every patch class ``cls`` with probability ~1."""
+    tagger = PatchTagger(NUM_CELL_CLASSES, 32, **SIZES)
+    with torch.no_grad():
+        tagger.head.weight.zero_()
+        tagger.head.bias.fill_(-30.0)
+        tagger.head.bias[cls] = 30.0
+    return tagger
+
+
+def test_tagged_patches_sum_one_embedding_per_attribute_and_mask_empty_patches():
+    images = torch.zeros(2, 3, 32, 32, dtype=torch.uint8)
+    kind, colour, size = 2, 4, 1                                     # code (kind·6 + colour)·2 + size
+    tokens = TaggedPatches(_one_class_tagger(1 + (kind * 6 + colour) * 2 + size), 64, CODE_FACTORS)
+    z, keep = tokens(images)
+    assert z.shape == (2, 16, 64) and keep.all()
+    kinds, colours, sizes = tokens.values
+    for n in range(16):
+        i, j = divmod(n, 4)                                          # row-major patches
+        expected = kinds[kind] + colours[colour] + sizes[size] + tokens.rows[i, 0] + tokens.cols[0, j]
+        torch.testing.assert_close(z[0, n], expected)
+    empty = TaggedPatches(_one_class_tagger(0), 64, CODE_FACTORS)
+    z, keep = empty(images)
+    torch.testing.assert_close(z[1, 5], empty.empty + empty.rows[1, 0] + empty.cols[0, 1])
+    assert keep.all()                                                # nothing found: every patch kept
+    with pytest.raises(ValueError, match=r"1 \+ prod\(\[4, 6, 2\]\) = 49 classes"):
+        TaggedPatches(PatchTagger(10, 32, **SIZES), 64, CODE_FACTORS)
+
+
+def test_a_tagged_transformer_attends_only_to_patches_holding_objects():
+    data = load_shapes_qa(n_train=4, n_val=1, n_test=1, seed=0, curriculum=True)
+    torch.manual_seed(0)
+    model = make_vqa_model("single", data.info, patch=2, layers=1, tagged=CODE_FACTORS)
+    tagger = PatchTagger(NUM_CELL_CLASSES, 32, **SIZES)
+    objects = [0, 5, 10]                          # a tagger that sees an object in these patches only
+    with torch.no_grad():
+        for p in tagger.parameters():
+            p.zero_()                             # every token is its position embedding
+        tagger.patches.pos[0, objects, 0] = 1.0
+        tagger.head.weight[1 + 7, 0] = 60.0       # object code 7 where dim 0 is on
+        tagger.head.bias[0] = 30.0                # empty elsewhere
+    assert load_tagger(model, tagger) is model
+    batch = {k: data.train.tensors[k][:6] for k in ("image", "text")}
+    _, keep = model.patches(batch["image"])
+    assert keep.tolist() == [[n in objects for n in range(16)]] * 6
+    out = model(batch)
+    assert (out.extras["cls_attention"][~keep] == 0).all()
+    assert (out.extras["cls_attention"][keep] > 0).all()
+
+
+def test_load_tagger_copies_a_frozen_tagger_that_training_leaves_alone():
     data = load_shapes_qa(n_train=20, n_val=10, n_test=1, seed=0, curriculum=True)
     torch.manual_seed(0)
     tagger = PatchTagger(NUM_CELL_CLASSES, 32, **SIZES)
-    model = make_vqa_model("single", data.info, patch=2, layers=1)
+    model = make_vqa_model("single", data.info, patch=2, layers=1, tagged=CODE_FACTORS)
     images = data.train.tensors["image"][:4]
-    assert not torch.equal(model.patches(images), tagger.patches(images))
-    assert transfer_patches(tagger, model) is model
-    torch.testing.assert_close(model.patches(images), tagger.patches(images))
-    frozen = {n: p.clone() for n, p in model.patches.named_parameters() if not n.startswith("pos")}
-    assert frozen and not any(p.requires_grad for n, p in model.patches.named_parameters() if n in frozen)
-    assert model.patches.pos.requires_grad
+    load_tagger(model, tagger)
+    torch.testing.assert_close(model.patches.tagger({"image": images}).logits,
+                               tagger({"image": images}).logits)
+    before = {n: p.clone() for n, p in model.named_parameters()}
+    assert not any(p.requires_grad for p in model.patches.tagger.parameters())
     params = [p for p in model.parameters() if p.requires_grad]
     fit(model, data.train, epochs=1, optimizer=torch.optim.AdamW(params, lr=1e-2), progress=False,
         device="cpu")
-    for n, p in model.patches.named_parameters():
-        if n in frozen:
-            torch.testing.assert_close(p, frozen[n])
+    after = dict(model.named_parameters())
+    for n in before:
+        changed = not torch.equal(before[n], after[n])
+        assert changed != n.startswith("patches.tagger."), n          # the tagger alone is left alone
 
 
-def test_transfer_rejects_models_it_cannot_fill():
+def test_load_tagger_rejects_models_it_cannot_fill():
     data = load_shapes_qa(n_train=4, n_val=1, n_test=1, seed=0)
     tagger = PatchTagger(NUM_CELL_CLASSES, 32, **SIZES)
-    with pytest.raises(ValueError, match="patch embeddings differ"):
-        transfer_patches(tagger, make_vqa_model("single", data.info, patch=4))
-    with pytest.raises(TypeError, match="PatchEmbedding `patches`"):
-        transfer_patches(tagger, make_vqa_model("product", data.info))
+    with pytest.raises(TypeError, match="TaggedPatches"):
+        load_tagger(make_vqa_model("single", data.info, patch=2), tagger)
+    with pytest.raises(ValueError, match="the two taggers differ"):
+        load_tagger(make_vqa_model("single", data.info, patch=2, tagged=CODE_FACTORS),
+                    PatchTagger(NUM_CELL_CLASSES, 32, patch=2, dim=32, stem_width=16))
+
+
+def test_a_tagged_transformer_survives_a_checkpoint_round_trip(tmp_path):
+    from mmcourse import pretrained
+    from mmcourse.models.vqa_transformers import model_kwargs
+
+    data = load_shapes_qa(n_train=4, n_val=1, n_test=1, seed=0, curriculum=True)
+    kwargs = model_kwargs("single", data.info, patch=2, layers=1, tagged=list(CODE_FACTORS))
+    model = make_vqa_model("single", data.info, patch=2, layers=1, tagged=list(CODE_FACTORS)).eval()
+    pretrained.save(model, "tagged", kwargs, {}, folder=tmp_path)
+    again = pretrained.load("tagged", folder=tmp_path)
+    batch = {k: data.train.tensors[k] for k in ("image", "text")}
+    torch.testing.assert_close(again(batch).logits, model(batch).logits)
 
 
 def test_tagging_accuracy_counts_objects_sizes_and_empty_cells():

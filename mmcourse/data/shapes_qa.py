@@ -208,6 +208,8 @@ def load_shapes_qa(n_train: int = 3000, n_val: int = 300, n_test: int = 1000, im
 
 #: classes of ``object_cells``: 0 = no object's centre in the cell, 1 + code for each Shapes object
 NUM_CELL_CLASSES = 1 + N_CODES
+#: the attributes a Shapes code packs, row-major: kind, colour, size (``TaggedPatches``' factors)
+CODE_FACTORS = (len(KINDS), len(COLOUR_NAMES), len(SIZES))
 
 
 def object_cells(scenes, grid: int) -> torch.Tensor:
