@@ -39,7 +39,7 @@ from mmcourse.train import evaluate, fit
 
 ROOT = Path(__file__).resolve().parents[1]
 #: the Shapes-QA budget both models share, and the transformer's size
-SHAPES_QA = {"n_train": 6000, "n_val": 300, "n_test": 500, "curriculum": True, "epochs": 30, "batch_size": 64,
+SHAPES_QA = {"n_train": 6000, "n_val": 300, "n_test": 500, "curriculum": True, "epochs": 20, "batch_size": 64,
              "clip_grad_norm": 1.0}
 LR = {"product": 3e-3, "single": 1e-3}
 OVERRIDES = {"product": {}, "single": {"patch": 2, "layers": 3, "tagged": list(CODE_FACTORS)}}
