@@ -31,8 +31,9 @@ bench_shapes_qa_cpu_2026-11-30.txt``). ``query`` questions teach it to find an o
 (existence then follows within two epochs), ``position`` ones to read where that object is;
 with both, and its position given as a learned embedding of the object's 8 × 8 grid cell (as a
 patch's is), that transformer answers relations too (0.99 on validation after 7 epochs). The
-chapter's pixel transformer had not yet learned to find an object by name (``query``) within
-the CPU budgets tried there, so the chapter's checkpoints use the first three types only.
+chapter's pixel transformer does the same once its image tokens say what is where (a frozen
+patch tagger whose posteriors become factorised attribute tokens,
+``mmcourse.models.patch_tagging``), so the chapter's checkpoints train on all five types.
 
 ``object_cells(scenes, grid)`` says *what is where* in a scene: for a ``grid × grid`` split of the
 image, the object whose centre lies in each cell (1 + its Shapes code) or 0 for none;

@@ -32,6 +32,7 @@ epochs (``docs/benchmarks/bench_shapes_qa_cpu_2026-11-30.txt``).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping
 
 import torch
@@ -73,9 +74,7 @@ class TaggedPatches(nn.Module):
     def __init__(self, tagger: PatchTagger, dim: int, factors: tuple[int, ...]):
         super().__init__()
         factors = tuple(int(f) for f in factors)
-        n_codes = 1
-        for f in factors:
-            n_codes *= f
+        n_codes = math.prod(factors)
         classes = tagger.head.out_features if isinstance(tagger, PatchTagger) else None
         if classes != 1 + n_codes:
             raise ValueError(f"TaggedPatches needs a PatchTagger with 1 + prod({list(factors)}) = "

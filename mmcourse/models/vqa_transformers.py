@@ -25,6 +25,8 @@ patches ``(B, N)``: what the explorer and the chapter's figures show.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -54,10 +56,7 @@ def _image_tokens(image_size: int, patch: int, dim: int, stem_width: int | None,
     from mmcourse.models.patch_tagging import PatchTagger, TaggedPatches
 
     factors = tuple(tagged)
-    n_classes = 1
-    for f in factors:
-        n_classes *= f
-    tagger = PatchTagger(1 + n_classes, image_size, patch=patch, dim=dim, stem_width=stem_width,
+    tagger = PatchTagger(1 + math.prod(factors), image_size, patch=patch, dim=dim, stem_width=stem_width,
                          stem_norm=stem_norm, stem_depth=stem_depth)
     return TaggedPatches(tagger, dim, factors)
 
