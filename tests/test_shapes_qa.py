@@ -125,3 +125,48 @@ def test_tensors_and_determinism(splits):
         Q.load_shapes_qa(n_train=0)
     with pytest.raises(TypeError, match="curriculum must be True or False"):
         Q.load_shapes_qa(n_train=2, curriculum="yes")
+
+
+# -- what is where: the targets of the chapter's patch tagger -------------------------------------
+def test_object_cells_mark_the_patch_that_holds_each_centre():
+    split = Q.load_shapes_qa(n_train=40, n_val=1, n_test=1, seed=1).train
+    from mmcourse.models.patch_embedding import patchify
+
+    size = split.tensors["image"].shape[-1]
+    for grid in (2, 4):
+        tags = Q.tagging_split(split, grid)
+        assert len(tags) == 40 and tags.tensors["cells"].shape == (40, grid * grid)
+        for scene, cells in zip(tags.meta["scene"], tags.tensors["cells"]):
+            assert int((cells > 0).sum()) == len(scene)
+            for obj in scene:
+                # mark the pixel at the object's centre; patchify must put it in the tagged cell
+                marker = torch.zeros(1, 1, size, size)
+                x, y = obj["position"]
+                marker[0, 0, min(int(y * size), size - 1), min(int(x * size), size - 1)] = 1
+                where = patchify(marker, size // grid)[0].sum(dim=1).argmax().item()
+                code = int(cells[where]) - 1
+                assert code >= 0
+                kind, colour, big = code // 12, code // 2 % 6, code % 2       # kind-major, colour, size
+                assert (Q.KINDS[kind], Q.COLOUR_NAMES[colour], ("small", "large")[big]) == \
+                    (obj["kind"], obj["colour"], obj["size"])
+
+
+def test_tagging_split_keeps_one_image_per_scene():
+    split = Q.load_shapes_qa(n_train=12, n_val=1, n_test=1, seed=2, curriculum=True).train
+    tags = Q.tagging_split(split, 4)
+    first = [i for i, t in enumerate(split.tensors["qtype"].tolist()) if t == 0]
+    assert torch.equal(tags.tensors["image"], split.tensors["image"][first])
+    assert tags.meta["scene"] == [split.meta["scene"][i] for i in first]
+
+
+def test_object_cells_and_tagging_split_reject_bad_input():
+    scene = [{"kind": "circle", "colour": "red", "size": "small", "position": (0.2, 0.2)},
+             {"kind": "square", "colour": "blue", "size": "large", "position": (0.8, 0.8)}]
+    with pytest.raises(ValueError, match="two object centres in cell 0 of a 1x1 grid"):
+        Q.object_cells([scene], 1)
+    def code(kind, colour, size):                       # the Shapes code: kind-major, colour, size
+        return (Q.KINDS.index(kind) * len(Q.COLOUR_NAMES) + Q.COLOUR_NAMES.index(colour)) * 2 + size
+    assert Q.object_cells([scene], 2).tolist() == [[1 + code("circle", "red", 0), 0, 0,
+                                                    1 + code("square", "blue", 1)]]
+    with pytest.raises(TypeError, match="Shapes-QA split"):
+        Q.tagging_split({"image": torch.zeros(1)}, 4)

@@ -55,3 +55,16 @@ def test_explorer_follows_image_question_and_word(setup):
     assert "zebra" in typed["html"] and "unk" in typed["html"]
     word = ex.update(word="word 4")
     assert word["words"][3] == "zebra"
+
+
+def test_a_data_set_question_follows_the_image_and_a_typed_one_stays(setup):
+    model, data = setup
+    ex = vqa_explorer(model, data.test, data.info)
+    asked = data.test.meta["question"]
+    ex.update(image=0, question=asked[1])                                 # scene 0's count question
+    moved = ex.update(image=2)
+    assert ex.controls["question"].value == asked[6]                      # scene 2's first question
+    assert "the data set's answer" in moved["html"] and asked[6] in moved["html"]
+    ex.update(question="is there a zebra")
+    ex.update(image=3)
+    assert ex.controls["question"].value == "is there a zebra"

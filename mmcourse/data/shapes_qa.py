@@ -31,8 +31,14 @@ bench_shapes_qa_cpu_2026-11-30.txt``). ``query`` questions teach it to find an o
 (existence then follows within two epochs), ``position`` ones to read where that object is;
 with both, and its position given as a learned embedding of the object's 8 × 8 grid cell (as a
 patch's is), that transformer answers relations too (0.99 on validation after 7 epochs). The
-chapter's pixel transformer had not yet learned to find an object by name (``query``) within
-the CPU budgets tried there, so the chapter's checkpoints use the first three types only.
+chapter's pixel transformer does the same once its image tokens say what is where (a frozen
+patch tagger whose posteriors become factorised attribute tokens,
+``mmcourse.models.patch_tagging``), so the chapter's checkpoints train on all five types.
+
+``object_cells(scenes, grid)`` says *what is where* in a scene: for a ``grid × grid`` split of the
+image, the object whose centre lies in each cell (1 + its Shapes code) or 0 for none;
+``tagging_split(split, grid)`` pairs each scene's image once with those cells. The chapter uses
+them to pre-train the transformer's patch tokens before it reads questions (its section 5).
 
 Each split holds ``image`` uint8 ``(N, 3, S, S)``, ``text`` ``(N, L)`` word ids (0 = pad),
 ``label`` (answer id in ``info["answers"]``), ``qtype`` (index in ``info["question_types"]``),
@@ -48,7 +54,15 @@ from mmcourse.data.base import ModalDataset, Splits
 from mmcourse.data.shapes.grammar import canonical_order, relation
 from mmcourse.data.shapes.render import _check_image_size, _render_arrays
 from mmcourse.data.shapes.sampling import _sample_arrays
-from mmcourse.data.shapes.scene import COLOUR_NAMES, KINDS, SIZES, _arrays_to_scenes, _check_int
+from mmcourse.data.shapes.scene import (
+    COLOUR_NAMES,
+    KINDS,
+    N_CODES,
+    SIZES,
+    _arrays_to_scenes,
+    _check_int,
+    _code,
+)
 from mmcourse.data.text import Vocab, tokenize
 
 #: every type, the chapter's three first; ``curriculum=True`` adds the last two
@@ -191,3 +205,42 @@ def load_shapes_qa(n_train: int = 3000, n_val: int = 300, n_test: int = 1000, im
             "answers": list(ANSWERS if curriculum else BASE_ANSWERS), "question_types": qtypes,
             "vocab": vocab, "max_len": MAX_WORDS, "image_size": size, "seed": seed}
     return Splits(*splits, info=info)
+
+
+#: classes of ``object_cells``: 0 = no object's centre in the cell, 1 + code for each Shapes object
+NUM_CELL_CLASSES = 1 + N_CODES
+#: the attributes a Shapes code packs, row-major: kind, colour, size (``TaggedPatches``' factors)
+CODE_FACTORS = (len(KINDS), len(COLOUR_NAMES), len(SIZES))
+
+
+def object_cells(scenes, grid: int) -> torch.Tensor:
+    """What is where: ``(N, grid·grid)`` long, row-major over a ``grid × grid`` split of each
+    image (the order of ``patchify``'s patches): 1 + the Shapes code of the object whose centre
+    ``(x, y)`` lies in the cell, or 0. Objects in a Shapes scene are at least one large box plus a
+    gap apart, so two centres share a cell only when ``grid`` is finer than the layouts allow
+    (then an error)."""
+    grid = _check_int("grid", grid, 1)
+    out = torch.zeros(len(scenes), grid * grid, dtype=torch.long)
+    for r, scene in enumerate(scenes):
+        for obj in scene:
+            x, y = obj["position"]
+            cell = min(int(y * grid), grid - 1) * grid + min(int(x * grid), grid - 1)
+            if out[r, cell]:
+                raise ValueError(f"object_cells: scene {r} has two object centres in cell {cell} of a "
+                                 f"{grid}x{grid} grid; use a coarser grid")
+            out[r, cell] = 1 + _code(obj)
+    return out
+
+
+def tagging_split(split: ModalDataset, grid: int) -> ModalDataset:
+    """One row per scene of a Shapes-QA ``split``: its ``image`` and ``cells`` =
+    ``object_cells(scene, grid)``, the target of ``PatchTagger`` (chapter 13, section 5)."""
+    if not isinstance(split, ModalDataset) or "scene" not in split.meta or "qtype" not in split.tensors:
+        raise TypeError("tagging_split expects a Shapes-QA split (a ModalDataset with meta 'scene' and "
+                        f"tensor 'qtype', from load_shapes_qa), got {type(split).__name__}")
+    first = (split.tensors["qtype"] == 0).nonzero().flatten()           # one question per scene is type 0
+    scenes = [split.meta["scene"][i] for i in first.tolist()]
+    return ModalDataset({"image": split.tensors["image"][first], "cells": object_cells(scenes, grid)},
+                        name=f"{split.name}-cells", meta={"scene": scenes},
+                        shapes={"image": MODALITY_SHAPES["image"],
+                                "cells": "(grid*grid,) 0 = no object centre, else 1 + Shapes code"})

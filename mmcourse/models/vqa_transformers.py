@@ -25,6 +25,8 @@ patches ``(B, N)``: what the explorer and the chapter's figures show.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
@@ -47,9 +49,16 @@ class QuestionEmbedding(nn.Module):
 
 
 def _image_tokens(image_size: int, patch: int, dim: int, stem_width: int | None,
-                  stem_norm: bool, stem_depth: int) -> PatchEmbedding:
-    return PatchEmbedding(image_size, patch, dim, stem_width=stem_width, stem_norm=stem_norm,
-                          stem_depth=stem_depth)
+                  stem_norm: bool, stem_depth: int, tagged=None) -> nn.Module:
+    if tagged is None:
+        return PatchEmbedding(image_size, patch, dim, stem_width=stem_width, stem_norm=stem_norm,
+                              stem_depth=stem_depth)
+    from mmcourse.models.patch_tagging import PatchTagger, TaggedPatches
+
+    factors = tuple(tagged)
+    tagger = PatchTagger(1 + math.prod(factors), image_size, patch=patch, dim=dim, stem_width=stem_width,
+                         stem_norm=stem_norm, stem_depth=stem_depth)
+    return TaggedPatches(tagger, dim, factors)
 
 
 class SingleStreamVQA(VQAModel):
@@ -58,15 +67,18 @@ class SingleStreamVQA(VQAModel):
     ``patch``: patch side (in stem feature-map cells when ``stem_width`` is set; a stem divides
     the image side by 4; ``stem_norm``: BatchNorm in it; ``stem_depth``: its convolutions, two
     strided and ``stem_depth - 2`` of stride 1 between them); ``dim``, ``heads``, ``layers``,
-    ``dropout``: the transformer's.
+    ``dropout``: the transformer's. ``tagged``: the attribute sizes of a patch tagger's object
+    codes (Shapes: ``(4, 6, 2)``); the patches are then ``TaggedPatches`` over a frozen
+    ``PatchTagger`` of those sizes (fill it with ``load_tagger``), and patches it calls empty are
+    masked out.
     """
 
     def __init__(self, num_answers: int, vocab_size: int, image_size: int, question_len: int, *,
                  patch: int = 8, dim: int = 64, heads: int = 4, layers: int = 2, dropout: float = 0.0,
                  stem_width: int | None = None, stem_norm: bool = False,
-                 stem_depth: int = 2):
+                 stem_depth: int = 2, tagged: tuple[int, ...] | list[int] | None = None):
         super().__init__(num_answers, vocab_size, image_size, question_len)
-        self.patches = _image_tokens(image_size, patch, dim, stem_width, stem_norm, stem_depth)
+        self.patches = _image_tokens(image_size, patch, dim, stem_width, stem_norm, stem_depth, tagged)
         self.words = QuestionEmbedding(vocab_size, question_len, dim)
         self.cls = nn.Parameter(0.02 * torch.randn(1, 1, dim))
         self.modality = nn.Parameter(0.02 * torch.randn(2, dim))            # m_t, m_v
@@ -76,12 +88,16 @@ class SingleStreamVQA(VQAModel):
 
     def forward(self, batch) -> ModelOutput:
         image, text = self._inputs(batch)
-        z = self.patches(image) + self.modality[1]                           # (B, N, dim)
+        z = self.patches(image)                                              # (B, N, dim)
+        if isinstance(z, tuple):                                             # TaggedPatches: + object mask
+            z, keep = z
+        else:
+            keep = torch.ones(z.shape[:2], dtype=torch.bool, device=z.device)
+        z = z + self.modality[1]
         t = self.words(text) + self.modality[0]                              # (B, L, dim)
         b, n_words = len(text), text.shape[1]
         x = torch.cat([self.cls.expand(b, -1, -1), t, z], dim=1)
-        valid = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=x.device), text != 0,
-                           torch.ones(b, z.shape[1], dtype=torch.bool, device=x.device)], dim=1)
+        valid = torch.cat([torch.ones(b, 1, dtype=torch.bool, device=x.device), text != 0, keep], dim=1)
         for block in self.blocks:
             x, weights = block(x, mask=valid)
         w = weights["self"].mean(dim=1)                                      # (B, 1+L+N, 1+L+N)

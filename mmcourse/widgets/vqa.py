@@ -60,7 +60,9 @@ def answer_question(model: nn.Module, image: torch.Tensor, question: str, info: 
 def vqa_explorer(model: nn.Module, split, info: dict, *, max_images: int = 40) -> Explorer:
     """Explore a trained VQA model on ``split`` (an easy-VQA or Shapes-QA ``ModalDataset`` with
     meta ``question``): choose one of its first ``max_images`` images and a question (or type
-    one), and see ``P(a | v, q)`` and the attention over the patches for ``[CLS]`` or one word."""
+    one), and see ``P(a | v, q)`` and the attention over the patches for ``[CLS]`` or one word.
+    Moving to another image replaces a data-set question of the old image by the new image's
+    first question; a typed question stays."""
     import ipywidgets as widgets
 
     ids = split.tensors.get("image_id")
@@ -129,5 +131,16 @@ def vqa_explorer(model: nn.Module, split, info: dict, *, max_images: int = 40) -
                        f"<b>{html.escape(res['answer'])}</b>{truth}{unknown}")
         return res
 
-    return make_explorer("vqa", controls, draw, fig,
-                         title="VQA: P(a | image, question) and the attention over the patches")
+    explorer = make_explorer("vqa", controls, draw, fig,
+                             title="VQA: P(a | image, question) and the attention over the patches")
+
+    def follow_image(change) -> None:
+        # a data-set question belongs to its image: on another image, ask that image's first one
+        # (a typed question, or one the new image also has, stays)
+        question = explorer.controls["question"].value.strip()
+        own = questions_of[image_ids[change["new"]]]
+        if question in all_questions and question not in own:
+            explorer.controls["question"].value = own[0]
+
+    explorer.controls["image"].observe(follow_image, names="value")
+    return explorer
