@@ -222,10 +222,10 @@ def template_der(strings, per_digit: int) -> float:
 
 
 def train(strings, epochs: int, seed: int, dropout: float, augment,
-          cmvn: bool = False, cosine: bool = False) -> tuple[CTCRecognizer, float]:
+          cmvn: bool = False, cosine: bool = False, tilt: float = 0.0) -> tuple[CTCRecognizer, float]:
     seed_everything(seed)
     model = CTCRecognizer(channels=64, conv_layers=4, rnn=False, norm=True, dropout=dropout,
-                          augment=augment, cmvn=cmvn)
+                          augment=augment, cmvn=cmvn, tilt=tilt)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)    # as fit(lr=3e-3)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs) if cosine else None
     start = time.perf_counter()
@@ -252,7 +252,7 @@ def validation_report(args) -> None:
     print(f"train {len(clean.train)} strings by {len(set(clean.train.meta['speaker']))} voices")
     dropout = args.noisy_dropout if args.noisy else args.dropout
     model, seconds = train(clean, args.epochs, args.train_seed, dropout, tuple(augment), args.cmvn,
-                           args.cosine)
+                           args.cosine, 0.0 if args.noisy else args.tilt)
     print(f"\n{'noisy' if args.noisy else 'clean'}: trained in {seconds:.0f} s")
     der, per = voice_der(model, clean.val)
     print(f"  digit error rate, validation voices ({len(clean.val)} strings):",
@@ -276,6 +276,8 @@ def main() -> None:
                         help="cosine learning-rate decay from 3e-3 to 0 over the epochs")
     parser.add_argument("--cmvn", action=argparse.BooleanOptionalAction, default=False,
                         help="CTCRecognizer(cmvn=...): per-utterance, per-band mean/variance normalisation")
+    parser.add_argument("--tilt", type=float, default=0.0,
+                        help="CTCRecognizer(tilt=...): random spectral tilt of clean training utterances")
     parser.add_argument("--extra-train", type=int, default=2000,
                         help="load_digit_strings(extra_train=...): more strings by the training voices")
     parser.add_argument("--validation-only", action="store_true",
@@ -297,7 +299,7 @@ def main() -> None:
           f"(training {args.train_seed}), {args.epochs} epochs, cosine {args.cosine}, "
           f"dropout {args.dropout} (noisy {args.noisy_dropout}), "
           f"augment {tuple(args.augment)} (noisy {tuple(args.noisy_augment)}), "
-          f"cmvn {args.cmvn}, extra training strings {args.extra_train}")
+          f"cmvn {args.cmvn}, tilt {args.tilt}, extra training strings {args.extra_train}")
 
     if args.validation_only:
         validation_report(args)
@@ -310,7 +312,7 @@ def main() -> None:
     clean = load_digit_strings(seed=args.seed, extra_train=args.extra_train)
     if args.clean_only:
         model, seconds = train(clean, args.epochs, args.train_seed, args.dropout, tuple(args.augment),
-                               args.cmvn, args.cosine)
+                               args.cmvn, args.cosine, args.tilt)
         print(f"\nclean: trained in {seconds:.0f} s")
         print("  digit error rate, clean test (held-out voices):",
               ", ".join(f"{k} {x:.2%}" for k, x in der_of(model, clean.test).items()), "(target <= 5 %)")
@@ -320,7 +322,7 @@ def main() -> None:
           f"voices {clean.info['voices']}")
 
     model, seconds = train(clean, args.epochs, args.train_seed, args.dropout, tuple(args.augment), args.cmvn,
-                           args.cosine)
+                           args.cosine, args.tilt)
     print(f"\nclean: trained in {seconds:.0f} s")
     clean_der = der_of(model, clean.test)
     print("  digit error rate, clean test (held-out voices):",
