@@ -222,15 +222,18 @@ def template_der(strings, per_digit: int) -> float:
 
 
 def train(strings, epochs: int, seed: int, dropout: float, augment,
-          cmvn: bool = False, cosine: bool = False, tilt: float = 0.0) -> tuple[CTCRecognizer, float]:
+          cmvn: bool = False, cosine: bool = False, tilt: float = 0.0,
+          patience: int | None = None) -> tuple[CTCRecognizer, float]:
     seed_everything(seed)
     model = CTCRecognizer(channels=64, conv_layers=4, rnn=False, norm=True, dropout=dropout,
                           augment=augment, cmvn=cmvn, tilt=tilt)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)    # as fit(lr=3e-3)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs) if cosine else None
     start = time.perf_counter()
-    fit(model, strings.train, strings.val, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
-        batch_size=16, seed=seed, desc="CTCRecognizer")
+    history = fit(model, strings.train, strings.val, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
+                  batch_size=16, seed=seed, desc="CTCRecognizer", patience=patience)
+    if patience is not None:     # fit restored the weights of the epoch with the lowest validation loss
+        print(f"  kept epoch {history.best_epoch} of {len(history.records)} (lowest validation loss)")
     return model, time.perf_counter() - start
 
 
@@ -252,7 +255,7 @@ def validation_report(args) -> None:
     print(f"train {len(clean.train)} strings by {len(set(clean.train.meta['speaker']))} voices")
     dropout = args.noisy_dropout if args.noisy else args.dropout
     model, seconds = train(clean, args.epochs, args.train_seed, dropout, tuple(augment), args.cmvn,
-                           args.cosine, 0.0 if args.noisy else args.tilt)
+                           args.cosine, 0.0 if args.noisy else args.tilt, args.patience)
     print(f"\n{'noisy' if args.noisy else 'clean'}: trained in {seconds:.0f} s")
     der, per = voice_der(model, clean.val)
     print(f"  digit error rate, validation voices ({len(clean.val)} strings):",
@@ -276,6 +279,9 @@ def main() -> None:
                         help="cosine learning-rate decay from 3e-3 to 0 over the epochs")
     parser.add_argument("--cmvn", action=argparse.BooleanOptionalAction, default=False,
                         help="CTCRecognizer(cmvn=...): per-utterance, per-band mean/variance normalisation")
+    parser.add_argument("--patience", type=int, default=None,
+                        help="fit(patience=...): stop after that many epochs without a lower validation "
+                             "loss and keep the best epoch's weights (>= --epochs: just keep the best epoch)")
     parser.add_argument("--tilt", type=float, default=0.0,
                         help="CTCRecognizer(tilt=...): random spectral tilt of clean training utterances")
     parser.add_argument("--extra-train", type=int, default=2000,
@@ -299,7 +305,8 @@ def main() -> None:
           f"(training {args.train_seed}), {args.epochs} epochs, cosine {args.cosine}, "
           f"dropout {args.dropout} (noisy {args.noisy_dropout}), "
           f"augment {tuple(args.augment)} (noisy {tuple(args.noisy_augment)}), "
-          f"cmvn {args.cmvn}, tilt {args.tilt}, extra training strings {args.extra_train}")
+          f"cmvn {args.cmvn}, tilt {args.tilt}, patience {args.patience}, "
+          f"extra training strings {args.extra_train}")
 
     if args.validation_only:
         validation_report(args)
@@ -312,7 +319,7 @@ def main() -> None:
     clean = load_digit_strings(seed=args.seed, extra_train=args.extra_train)
     if args.clean_only:
         model, seconds = train(clean, args.epochs, args.train_seed, args.dropout, tuple(args.augment),
-                               args.cmvn, args.cosine, args.tilt)
+                               args.cmvn, args.cosine, args.tilt, args.patience)
         print(f"\nclean: trained in {seconds:.0f} s")
         print("  digit error rate, clean test (held-out voices):",
               ", ".join(f"{k} {x:.2%}" for k, x in der_of(model, clean.test).items()), "(target <= 5 %)")
@@ -322,7 +329,7 @@ def main() -> None:
           f"voices {clean.info['voices']}")
 
     model, seconds = train(clean, args.epochs, args.train_seed, args.dropout, tuple(args.augment), args.cmvn,
-                           args.cosine, args.tilt)
+                           args.cosine, args.tilt, args.patience)
     print(f"\nclean: trained in {seconds:.0f} s")
     clean_der = der_of(model, clean.test)
     print("  digit error rate, clean test (held-out voices):",
