@@ -254,8 +254,9 @@ def validation_report(args) -> None:
     augment = args.noisy_augment if args.noisy else args.augment
     print(f"train {len(clean.train)} strings by {len(set(clean.train.meta['speaker']))} voices")
     dropout = args.noisy_dropout if args.noisy else args.dropout
-    model, seconds = train(clean, args.epochs, args.train_seed, dropout, tuple(augment), args.cmvn,
-                           args.cosine, 0.0 if args.noisy else args.tilt, args.patience)
+    model, seconds = train(clean, args.noisy_epochs if args.noisy else args.epochs, args.train_seed, dropout,
+                           tuple(augment), args.cmvn, args.cosine, 0.0 if args.noisy else args.tilt,
+                           None if args.noisy else args.patience)
     print(f"\n{'noisy' if args.noisy else 'clean'}: trained in {seconds:.0f} s")
     der, per = voice_der(model, clean.val)
     print(f"  digit error rate, validation voices ({len(clean.val)} strings):",
@@ -265,7 +266,7 @@ def validation_report(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--epochs", type=int, default=40, help="chosen on the validation voices")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dropout", type=float, default=0.1, help="chosen on the validation voices")
@@ -279,7 +280,7 @@ def main() -> None:
                         help="cosine learning-rate decay from 3e-3 to 0 over the epochs")
     parser.add_argument("--cmvn", action=argparse.BooleanOptionalAction, default=False,
                         help="CTCRecognizer(cmvn=...): per-utterance, per-band mean/variance normalisation")
-    parser.add_argument("--patience", type=int, default=None,
+    parser.add_argument("--patience", type=int, default=40,
                         help="fit(patience=...): stop after that many epochs without a lower validation "
                              "loss and keep the best epoch's weights (>= --epochs: just keep the best epoch)")
     parser.add_argument("--tilt", type=float, default=0.0,
@@ -295,6 +296,8 @@ def main() -> None:
                              "alignment, noisy model or DTW): the test spread over --train-seed")
     parser.add_argument("--noisy", action="store_true",
                         help="with --validation-only: train and validate at the dataset's noise level")
+    parser.add_argument("--noisy-epochs", type=int, default=25, help="the same, for the noisy recogniser "
+                        "(which keeps its last epoch: --patience and --tilt are the clean recogniser's)")
     parser.add_argument("--noisy-dropout", type=float, default=0.3, help="the same, for the noisy recogniser")
     parser.add_argument("--noisy-augment", type=int, nargs=3, default=(0, 0, 0),
                         metavar=("SHIFT", "FMASK", "TMASK"), help="the same, for the noisy recogniser")
@@ -302,7 +305,8 @@ def main() -> None:
     args.train_seed = args.seed if args.train_seed is None else args.train_seed
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), seed {args.seed} "
-          f"(training {args.train_seed}), {args.epochs} epochs, cosine {args.cosine}, "
+          f"(training {args.train_seed}), {args.epochs} epochs (noisy {args.noisy_epochs}), "
+          f"cosine {args.cosine}, "
           f"dropout {args.dropout} (noisy {args.noisy_dropout}), "
           f"augment {tuple(args.augment)} (noisy {tuple(args.noisy_augment)}), "
           f"cmvn {args.cmvn}, tilt {args.tilt}, patience {args.patience}, "
@@ -340,7 +344,7 @@ def main() -> None:
     alignment_report(model, clean, "clean")
 
     # noisy ------------------------------------------------------------------------------------
-    model_noisy, seconds = train(noisy, args.epochs, args.train_seed, args.noisy_dropout,
+    model_noisy, seconds = train(noisy, args.noisy_epochs, args.train_seed, args.noisy_dropout,
                                  tuple(args.noisy_augment), args.cmvn, args.cosine)
     print(f"\nnoisy (-6 dB): trained in {seconds:.0f} s")
     print("  digit error rate, noisy test:",
