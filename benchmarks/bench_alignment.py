@@ -43,7 +43,11 @@ Then (session 4), the mean greedy validation DER over training seeds 0 / 1 / 2, 
 1.53 / 1.65 / 2.80 %, mean 1.99 %; 25 epochs keeping the best epoch 1.53 / 1.02 / 1.65 %, mean
 1.40 %; tilt + best of 25 1.53 / 1.65 / 0.51 %, mean 1.23 %; **40 epochs keeping the best epoch
 1.02 / 0.25 / 0.64 %, mean 0.64 %** -- chosen.
-The chosen recipe's test figures at training seeds 0 / 1 / 2 are in the log.
+Measured on test once per seed with the chosen recipe (the log): clean digit error rate greedy
+4.02 / 5.24 / 4.02 % at training seeds 0 / 1 / 2, mean 4.43 % (beam 3.53 / 4.88 / 3.90 %, mean
+4.10 %) -- the 5 % target is met at the default seed and on average over seeds (seed 1 alone is
+at 5.24 % greedy); before, 25 epochs and the last epoch: 4.02 / 5.61 / 7.68 %, mean 5.77 %.
+``--clean-only`` trains the clean recogniser and prints its test figure only (the seed spread).
 
     python benchmarks/bench_alignment.py [--epochs 40] [--dropout 0.1] [--extra-train 2000]
                                          [--augment 2 4 5] [--threads 1] [--seed 0]
