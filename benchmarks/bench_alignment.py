@@ -7,14 +7,15 @@ It prints
   the largest relative difference in value and in gradient;
 * the CTC recogniser (``CTCRecognizer``, 4 conv layers, 64 channels, batch norm, dropout 0.1, band
   shift +-2 and SpecAugment masks of 4 mels / 5 frames -- chosen earlier over no perturbation on the
-  validation voices, 4.2 % vs 6.7 %; batch 16, AdamW 3e-3, ``--epochs`` 25)
-  trained on 4,000 clean training strings -- the split's 2,000 and 2,000 more by the same
-  training voices (``load_digit_strings(extra_train=2000)``): digit error rate on the 400
-  held-out-voice test strings, greedy and prefix beam (K = 8), by jiwer and by our edit distance;
-* the same recogniser (4,000 strings, dropout ``--noisy-dropout``) trained and tested at the
-  dataset's noise level (-6 dB SNR, AV-Digits' default) -- without the perturbation, which its
-  validation voices rejected (digit error rate on them 29.4 % without vs 88.1 % with), and the
-  clean model on noisy strings;
+  validation voices, 4.2 % vs 6.7 %; batch 16, AdamW 3e-3, ``--epochs`` 40, keeping the weights
+  of the epoch with the lowest validation loss, ``--patience`` 40) trained on 4,000 clean
+  training strings -- the split's 2,000 and 2,000 more by the same training voices
+  (``load_digit_strings(extra_train=2000)``): digit error rate on the 400 held-out-voice test
+  strings, greedy and prefix beam (K = 8), by jiwer and by our edit distance;
+* the same recogniser (4,000 strings, dropout ``--noisy-dropout``, ``--noisy-epochs`` 25, its
+  last epoch) trained and tested at the dataset's noise level (-6 dB SNR, AV-Digits' default) --
+  without the perturbation, which its validation voices rejected (digit error rate on them
+  29.4 % without vs 88.1 % with), and the clean model on noisy strings;
 * forced alignment on the test strings (clean, then noisy): the median and 90th-percentile error
   in frames of each digit's start and end, for the Viterbi spans themselves, spans widened by a
   blank penalty (prior normalisation), the spikes as onsets with ends at the next onset, and the
@@ -36,11 +37,19 @@ one clear gain (the worst validation voice, Alicia, 33-37 % -> 14.9 %). The nois
 dropout on its own (noisy) validation voices, 2,000 strings: 0.3 29.41 % vs 0.1 29.92 % (a tie;
 0.3 kept). The 2,000 extra strings were chosen on clean validation only and are used for the
 noisy recogniser too.
-Measured on test with this recipe (the log above): clean digit error rate greedy 4.02 / 5.61 /
-7.68 % at training seeds 0 / 1 / 2 (beam 3.96 / 5.06 / 7.50 %) -- the 5 % target is met at the
-default seed but not on average over seeds; the held-out voices' error is dominated by one voice.
+Then (session 4), the mean greedy validation DER over training seeds 0 / 1 / 2, 4,000 strings:
+25 epochs (last epoch) 1.53 / 1.02 / 4.58 %, mean 2.38 %; 8,000 strings (``--extra-train 6000``)
+2.54 / 2.54 % (stopped after two seeds: Alicia 28-30 %); a spectral tilt (``--tilt 0.4``)
+1.53 / 1.65 / 2.80 %, mean 1.99 %; 25 epochs keeping the best epoch 1.53 / 1.02 / 1.65 %, mean
+1.40 %; tilt + best of 25 1.53 / 1.65 / 0.51 %, mean 1.23 %; **40 epochs keeping the best epoch
+1.02 / 0.25 / 0.64 %, mean 0.64 %** -- chosen.
+Measured on test once per seed with the chosen recipe (the log): clean digit error rate greedy
+4.02 / 5.24 / 4.02 % at training seeds 0 / 1 / 2, mean 4.43 % (beam 3.53 / 4.88 / 3.90 %, mean
+4.10 %) -- the 5 % target is met at the default seed and on average over seeds (seed 1 alone is
+at 5.24 % greedy); before, 25 epochs and the last epoch: 4.02 / 5.61 / 7.68 %, mean 5.77 %.
+``--clean-only`` trains the clean recogniser and prints its test figure only (the seed spread).
 
-    python benchmarks/bench_alignment.py [--epochs 25] [--dropout 0.1] [--extra-train 2000]
+    python benchmarks/bench_alignment.py [--epochs 40] [--dropout 0.1] [--extra-train 2000]
                                          [--augment 2 4 5] [--threads 1] [--seed 0]
     python benchmarks/bench_alignment.py --validation-only [--noisy] [--train-seed S] ...
 """
@@ -222,15 +231,18 @@ def template_der(strings, per_digit: int) -> float:
 
 
 def train(strings, epochs: int, seed: int, dropout: float, augment,
-          cmvn: bool = False, cosine: bool = False) -> tuple[CTCRecognizer, float]:
+          cmvn: bool = False, cosine: bool = False, tilt: float = 0.0,
+          patience: int | None = None) -> tuple[CTCRecognizer, float]:
     seed_everything(seed)
     model = CTCRecognizer(channels=64, conv_layers=4, rnn=False, norm=True, dropout=dropout,
-                          augment=augment, cmvn=cmvn)
+                          augment=augment, cmvn=cmvn, tilt=tilt)
     optimizer = torch.optim.AdamW(model.parameters(), lr=3e-3, weight_decay=0.0)    # as fit(lr=3e-3)
     scheduler = torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, epochs) if cosine else None
     start = time.perf_counter()
-    fit(model, strings.train, strings.val, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
-        batch_size=16, seed=seed, desc="CTCRecognizer")
+    history = fit(model, strings.train, strings.val, epochs=epochs, optimizer=optimizer, scheduler=scheduler,
+                  batch_size=16, seed=seed, desc="CTCRecognizer", patience=patience)
+    if patience is not None:     # fit restored the weights of the epoch with the lowest validation loss
+        print(f"  kept epoch {history.best_epoch} of {len(history.records)} (lowest validation loss)")
     return model, time.perf_counter() - start
 
 
@@ -251,8 +263,9 @@ def validation_report(args) -> None:
     augment = args.noisy_augment if args.noisy else args.augment
     print(f"train {len(clean.train)} strings by {len(set(clean.train.meta['speaker']))} voices")
     dropout = args.noisy_dropout if args.noisy else args.dropout
-    model, seconds = train(clean, args.epochs, args.train_seed, dropout, tuple(augment), args.cmvn,
-                           args.cosine)
+    model, seconds = train(clean, args.noisy_epochs if args.noisy else args.epochs, args.train_seed, dropout,
+                           tuple(augment), args.cmvn, args.cosine, 0.0 if args.noisy else args.tilt,
+                           None if args.noisy else args.patience)
     print(f"\n{'noisy' if args.noisy else 'clean'}: trained in {seconds:.0f} s")
     der, per = voice_der(model, clean.val)
     print(f"  digit error rate, validation voices ({len(clean.val)} strings):",
@@ -262,7 +275,7 @@ def validation_report(args) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--epochs", type=int, default=25)
+    parser.add_argument("--epochs", type=int, default=40, help="chosen on the validation voices")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--dropout", type=float, default=0.1, help="chosen on the validation voices")
@@ -276,14 +289,24 @@ def main() -> None:
                         help="cosine learning-rate decay from 3e-3 to 0 over the epochs")
     parser.add_argument("--cmvn", action=argparse.BooleanOptionalAction, default=False,
                         help="CTCRecognizer(cmvn=...): per-utterance, per-band mean/variance normalisation")
+    parser.add_argument("--patience", type=int, default=40,
+                        help="fit(patience=...): stop after that many epochs without a lower validation "
+                             "loss and keep the best epoch's weights (>= --epochs: just keep the best epoch)")
+    parser.add_argument("--tilt", type=float, default=0.0,
+                        help="CTCRecognizer(tilt=...): random spectral tilt of clean training utterances")
     parser.add_argument("--extra-train", type=int, default=2000,
                         help="load_digit_strings(extra_train=...): more strings by the training voices")
     parser.add_argument("--validation-only", action="store_true",
                         help="train one recogniser and print its digit error rate on the "
                              "validation voices only (overall and per voice): the mode that chooses the "
                              "recipe; the test split is not decoded")
+    parser.add_argument("--clean-only", action="store_true",
+                        help="train the clean recogniser and print its test digit error rate only (no "
+                             "alignment, noisy model or DTW): the test spread over --train-seed")
     parser.add_argument("--noisy", action="store_true",
                         help="with --validation-only: train and validate at the dataset's noise level")
+    parser.add_argument("--noisy-epochs", type=int, default=25, help="the same, for the noisy recogniser "
+                        "(which keeps its last epoch: --patience and --tilt are the clean recogniser's)")
     parser.add_argument("--noisy-dropout", type=float, default=0.3, help="the same, for the noisy recogniser")
     parser.add_argument("--noisy-augment", type=int, nargs=3, default=(0, 0, 0),
                         metavar=("SHIFT", "FMASK", "TMASK"), help="the same, for the noisy recogniser")
@@ -291,10 +314,12 @@ def main() -> None:
     args.train_seed = args.seed if args.train_seed is None else args.train_seed
     torch.set_num_threads(args.threads)
     print(f"torch {torch.__version__}, {args.threads} thread(s), seed {args.seed} "
-          f"(training {args.train_seed}), {args.epochs} epochs, cosine {args.cosine}, "
+          f"(training {args.train_seed}), {args.epochs} epochs (noisy {args.noisy_epochs}), "
+          f"cosine {args.cosine}, "
           f"dropout {args.dropout} (noisy {args.noisy_dropout}), "
           f"augment {tuple(args.augment)} (noisy {tuple(args.noisy_augment)}), "
-          f"cmvn {args.cmvn}, extra training strings {args.extra_train}")
+          f"cmvn {args.cmvn}, tilt {args.tilt}, patience {args.patience}, "
+          f"extra training strings {args.extra_train}")
 
     if args.validation_only:
         validation_report(args)
@@ -305,12 +330,19 @@ def main() -> None:
           f"value {v:.1e}, gradient {g:.1e} (target <= 1e-4)  [{time.perf_counter() - start:.1f} s]")
 
     clean = load_digit_strings(seed=args.seed, extra_train=args.extra_train)
+    if args.clean_only:
+        model, seconds = train(clean, args.epochs, args.train_seed, args.dropout, tuple(args.augment),
+                               args.cmvn, args.cosine, args.tilt, args.patience)
+        print(f"\nclean: trained in {seconds:.0f} s")
+        print("  digit error rate, clean test (held-out voices):",
+              ", ".join(f"{k} {x:.2%}" for k, x in der_of(model, clean.test).items()), "(target <= 5 %)")
+        return
     noisy = load_digit_strings(seed=args.seed, snr_db=NOISY_SNR_DB, extra_train=args.extra_train)
     print(f"data: {len(clean.train)} / {len(clean.val)} / {len(clean.test)} strings, "
           f"voices {clean.info['voices']}")
 
     model, seconds = train(clean, args.epochs, args.train_seed, args.dropout, tuple(args.augment), args.cmvn,
-                           args.cosine)
+                           args.cosine, args.tilt, args.patience)
     print(f"\nclean: trained in {seconds:.0f} s")
     clean_der = der_of(model, clean.test)
     print("  digit error rate, clean test (held-out voices):",
@@ -321,7 +353,7 @@ def main() -> None:
     alignment_report(model, clean, "clean")
 
     # noisy ------------------------------------------------------------------------------------
-    model_noisy, seconds = train(noisy, args.epochs, args.train_seed, args.noisy_dropout,
+    model_noisy, seconds = train(noisy, args.noisy_epochs, args.train_seed, args.noisy_dropout,
                                  tuple(args.noisy_augment), args.cmvn, args.cosine)
     print(f"\nnoisy (-6 dB): trained in {seconds:.0f} s")
     print("  digit error rate, noisy test:",

@@ -69,6 +69,27 @@ def test_augment_perturbs_training_batches_only():
         CTCRecognizer(augment=(40, 0, 0))
 
 
+def test_tilt_changes_the_voice_of_training_batches_only_and_keeps_the_silence():
+    torch.manual_seed(0)
+    kwargs = {"channels": 8, "conv_layers": 2, "rnn": False, "norm": False, "dropout": 0.0}
+    plain, tilted = CTCRecognizer(**kwargs), CTCRecognizer(**kwargs, tilt=0.5)
+    tilted.load_state_dict(plain.state_dict())
+    batch = _batch()
+    batch["audio"][:, :, :3] = batch["audio"].min()                     # three frames of silence
+    torch.testing.assert_close(tilted.eval()(batch).logits, plain.eval()(batch).logits)     # off in eval
+    assert not torch.equal(tilted.train()(batch).logits, plain.train()(batch).logits)
+    x = batch["audio"]
+    y = tilted._tilt(x)
+    floor = x.amin(dim=(1, 2), keepdim=True)
+    assert torch.equal(y[:, :, :3], x[:, :, :3]) and bool((y >= floor).all())   # silence stays silent
+    gain = (y - x)[x > floor + 1.0].reshape(-1)
+    assert gain.abs().max() <= 0.5 + 1e-6 and gain.abs().max() > 0.01
+    middle = tilted._tilt(torch.full((1, 3, 4), 2.0).index_fill(2, torch.tensor([0]), -1.0))
+    torch.testing.assert_close(middle[0, 1, 1:], torch.full((3,), 2.0))      # the centre band: no gain
+    with pytest.raises(ValueError, match="tilt"):
+        CTCRecognizer(tilt=-1.0)
+
+
 def test_cmvn_ignores_an_utterances_level_and_scale_per_band_and_its_padding():
     torch.manual_seed(0)
     model = CTCRecognizer(channels=8, conv_layers=2, rnn=False, cmvn=True).eval()

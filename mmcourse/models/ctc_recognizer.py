@@ -22,6 +22,11 @@ every formant), and, as in SpecAugment, one band of up to ``freq_mask`` mels and
 speech; under the dataset's -6 dB noise the lowest value is a noise dip, and the benchmark's
 validation voices reject the perturbation there).
 
+``tilt=a`` (training only, off by default) tilts each training utterance's spectrum as voices differ
+in brightness: with one draw ``u ~ U(-a, a)`` per utterance, every cell above the utterance's
+silence level gets ``x_ft <- max(x_ft + u (2 f / (F - 1) - 1), silence)`` (standardised log-mel
+units: a gain falling or rising linearly across the bands), while the silence stays silent.
+
 ``cmvn=True`` (off by default) first normalises each utterance per mel band over its own frames,
 ``x_ft <- (x_ft - mean_t x_ft) / sqrt(var_t x_ft + 1e-5)`` (cepstral mean and variance
 normalisation, as speech front ends do): a voice that is louder, quieter or brighter overall
@@ -54,7 +59,7 @@ class CTCRecognizer(nn.Module):
 
     def __init__(self, n_mels: int = 32, channels: int = 64, hidden: int = 64, num_digits: int = 10,
                  conv_layers: int = 4, rnn: bool = False, dropout: float = 0.1, norm: bool = True,
-                 augment: tuple[int, int, int] = (0, 0, 0), cmvn: bool = False):
+                 augment: tuple[int, int, int] = (0, 0, 0), cmvn: bool = False, tilt: float = 0.0):
         super().__init__()
         if conv_layers < 1:
             raise ValueError(f"conv_layers must be >= 1, got {conv_layers}")
@@ -62,6 +67,9 @@ class CTCRecognizer(nn.Module):
             raise ValueError(f"augment must be (shift, freq_mask, time_mask) >= 0 with shift, freq_mask "
                              f"< n_mels = {n_mels}, got {augment}")
         self.augment = tuple(int(a) for a in augment)
+        if not 0.0 <= float(tilt) < float("inf"):
+            raise ValueError(f"tilt must be a finite number >= 0 (standardised log-mel units), got {tilt}")
+        self.tilt = float(tilt)
         self.cmvn = bool(cmvn)
         self.n_mels, self.blank = n_mels, num_digits
         self.conv = nn.ModuleList(
@@ -85,6 +93,8 @@ class CTCRecognizer(nn.Module):
             x = self._normalise(x, valid, lengths)
         if self.training and any(self.augment):
             x = self._perturb(x, lengths)
+        if self.training and self.tilt:
+            x = self._tilt(x)
         h = x * valid
         for block in self.conv:           # frames past an utterance's end are zeros at every layer,
             h = block(h) * valid          # so padding never changes a shorter utterance's output
@@ -109,6 +119,14 @@ class CTCRecognizer(nn.Module):
         mean = (x * valid).sum(2, keepdim=True) / n
         var = (((x - mean) * valid) ** 2).sum(2, keepdim=True) / n
         return (x - mean) / (var + 1e-5).sqrt()
+
+    def _tilt(self, x):
+        """A random spectral tilt per utterance on the cells above its silence level."""
+        b, f, _ = x.shape
+        floor = x.amin(dim=(1, 2), keepdim=True)
+        u = (torch.rand(b, 1, 1, device=x.device) * 2 - 1) * self.tilt
+        ramp = torch.linspace(-1.0, 1.0, f, device=x.device)[None, :, None]
+        return torch.where(x > floor, torch.maximum(x + u * ramp, floor), x)
 
     def _perturb(self, x, lengths):
         """Band shift and SpecAugment masks, one draw per utterance (torch's global RNG)."""
