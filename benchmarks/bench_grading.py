@@ -9,6 +9,7 @@ Prints the wall time, the per-submission median and what was written. Run it on 
 from __future__ import annotations
 
 import argparse
+import csv
 import json
 import statistics
 import subprocess
@@ -34,14 +35,16 @@ def main() -> None:
                         str(tmp / "out"), "--jobs", str(args.jobs), "--late-policy", str(tmp / "policy.toml"),
                         "--submitted", str(tmp / "submitted.csv")], check=True, capture_output=True)
         wall = time.perf_counter() - start
-        reports = [json.loads(p.read_text()) for p in (tmp / "out").glob("*/*.json")]
-        right = sum(abs(r["score"] - s.expected_score) < 1e-6 or s.days_late
-                    for s in students for r in reports if Path(r["submission"]).parent.name == s.name)
+        out = tmp / "out"
+        reports = [json.loads((out / s.name / f"{args.exercise}.json").read_text()) for s in students]
+        finals = {r["student"]: float(r["final"]) for r in csv.DictReader((out / "gradebook.csv").open())}
+        right = sum(abs(finals[s.name] - s.expected_score) < 1e-6 for s in students)   # late penalty included
         print(f"exercise {args.exercise}: {args.students} students, --jobs {args.jobs}")
         print(f"wall time: {wall:.0f} s ({wall / args.students:.1f} s per student)")
         print(f"median seconds per submission (in its worker): "
               f"{statistics.median(r['seconds'] for r in reports):.1f}")
-        print(f"reports: {len(reports)}, scores as the synthetic class expects: {right}/{len(students)}")
+        print(f"reports: {len(reports)}, final grades (late penalties applied) as the synthetic class "
+              f"expects: {right}/{len(students)}")
         print("written: " + ", ".join(sorted(p.name for p in (tmp / "out").iterdir())))
 
 
