@@ -43,25 +43,18 @@ SHAPES_QA = {"n_train": 6000, "n_val": 300, "n_test": 500, "curriculum": True, "
              "clip_grad_norm": 1.0}
 LR = {"product": 3e-3, "single": 1e-3}
 OVERRIDES = {"product": {}, "single": {"patch": 2, "layers": 3, "tagged": list(CODE_FACTORS)}}
-#: the transformer's patch-tagging stage: 4 x 4 patches of the stem map, as the transformer cuts them
-TAGGER = {"grid": 4, "epochs": 60, "lr": 3e-3, "weight_decay": 0.05, "batch_size": 64}
+#: the transformer's patch-tagging stage (its grid is the transformer's patch grid)
+TAGGER = {"epochs": 60, "lr": 3e-3, "weight_decay": 0.05, "batch_size": 64}
 
 
-def tagger_kwargs(info: dict) -> dict:
-    """The ``PatchTagger`` whose patch embedding fits the Shapes-QA transformer's."""
-    recipe = model_kwargs("single", info, **OVERRIDES["single"])
-    return {"num_classes": NUM_CELL_CLASSES, "image_size": info["image_size"],
-            **{k: recipe[k] for k in ("patch", "dim", "stem_width")}}
-
-
-def pretrain_patches(model, data, *, seed: int = 0) -> tuple[PatchTagger, dict]:
-    """Train a ``PatchTagger`` on the training scenes and load it, frozen, into ``model``; return
-    it with its recipe and validation ``tagging_accuracy``."""
-    grid = TAGGER["grid"]
+def pretrain_patches(model, data, *, seed: int = 0) -> dict:
+    """Train a ``PatchTagger`` of the transformer's patch sizes on the training scenes and load it,
+    frozen, into ``model``; return its recipe and validation ``tagging_accuracy``."""
+    recipe = model_kwargs("single", data.info, **OVERRIDES["single"])
     with config.seeded(seed):
-        tagger = PatchTagger(**tagger_kwargs(data.info))
-    if tagger.patches.grid != (grid, grid):
-        raise ValueError(f"the tagging grid {grid} must be the tagger's patch grid {tagger.patches.grid}")
+        tagger = PatchTagger(NUM_CELL_CLASSES, data.info["image_size"],
+                             **{k: recipe[k] for k in ("patch", "dim", "stem_width")})
+    grid = tagger.patches.grid[0]                                       # square images: (grid, grid)
     train, val = tagging_split(data.train, grid), tagging_split(data.val, grid)
     fit(tagger, train, epochs=TAGGER["epochs"], lr=TAGGER["lr"], weight_decay=TAGGER["weight_decay"],
         batch_size=TAGGER["batch_size"], target="cells", seed=seed, desc="patch tagger", device="cpu")
@@ -70,7 +63,7 @@ def pretrain_patches(model, data, *, seed: int = 0) -> tuple[PatchTagger, dict]:
         pred = tagger({"image": val.tensors["image"]}).logits.argmax(-1)
     scores = tagging_accuracy(pred, val.tensors["cells"])
     load_tagger(model, tagger)
-    return tagger, {**TAGGER, "val": {k: round(v, 4) for k, v in scores.items()}}
+    return {"grid": grid, **TAGGER, "val": {k: round(v, 4) for k, v in scores.items()}}
 
 
 def train_shapes_qa(kind: str, data, *, seed: int = 0, tagging: bool = True):
@@ -82,7 +75,7 @@ def train_shapes_qa(kind: str, data, *, seed: int = 0, tagging: bool = True):
     with config.seeded(seed):
         model = make_vqa_model(kind, data.info, **overrides)
     start = time.perf_counter()
-    tagging_meta = pretrain_patches(model, data, seed=seed)[1] if "tagged" in overrides else None
+    tagging_meta = pretrain_patches(model, data, seed=seed) if "tagged" in overrides else None
     epochs = SHAPES_QA["epochs"]
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(trainable, lr=LR[kind], weight_decay=0.05)
